@@ -1,0 +1,100 @@
+//! Content-defined chunking: bytes in, chunk boundaries out.
+//!
+//! Owns [`Chunker`], a thin layer over the `fastcdc` crate's 2020 algorithm with the store's fixed
+//! parameters. It does not hash, compress or store anything; `ingest` does that with the spans it
+//! returns. Boundaries depend only on the bytes and the parameters, so the same content chunks the
+//! same way in any file at any offset (after the first cut point).
+
+use std::ops::Range;
+
+use crate::format::config::ChunkingParams;
+
+/// Default chunking parameters for new stores; docs/BENCHMARKS.md has the measurement behind them.
+pub const DEFAULT_CHUNKING: ChunkingParams =
+    ChunkingParams { min_size: 64 << 10, avg_size: 256 << 10, max_size: 1 << 20 };
+
+/// Splits byte slices into content-defined chunks.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunker {
+    params: ChunkingParams,
+}
+
+impl Chunker {
+    /// A chunker with the given parameters (validated by [`Chunker::validate`] at `init`).
+    pub fn new(params: ChunkingParams) -> Chunker {
+        Chunker { params }
+    }
+
+    /// Checks that the parameters are within what FastCDC accepts.
+    pub fn validate(params: &ChunkingParams) -> Result<(), String> {
+        use fastcdc::v2020::{AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN};
+        let (min, avg, max) = (params.min_size as usize, params.avg_size as usize, params.max_size as usize);
+        if !(MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
+            || !(AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
+            || !(MAXIMUM_MIN..=MAXIMUM_MAX).contains(&max)
+            || !(min <= avg && avg <= max)
+        {
+            return Err(format!("chunk sizes min {min}, avg {avg}, max {max} are out of range"));
+        }
+        Ok(())
+    }
+
+    /// The largest chunk this chunker produces.
+    pub fn max_chunk_len(&self) -> usize {
+        self.params.max_size as usize
+    }
+
+    /// The chunk spans of `data`, in order, covering it exactly. Empty data has no chunks.
+    pub fn spans<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
+        let p = self.params;
+        fastcdc::v2020::FastCDC::new(data, p.min_size as usize, p.avg_size as usize, p.max_size as usize)
+            .map(|chunk| chunk.offset..chunk.offset + chunk.length)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::random_bytes;
+    use proptest::prelude::*;
+
+    const SMALL: ChunkingParams = ChunkingParams { min_size: 256, avg_size: 1024, max_size: 4096 };
+
+    proptest! {
+        #[test]
+        fn spans_tile_the_input(len in 0usize..200_000, seed in any::<u64>()) {
+            let data = random_bytes(seed, len);
+            let chunker = Chunker::new(SMALL);
+            let mut next = 0;
+            for span in chunker.spans(&data) {
+                prop_assert_eq!(span.start, next);
+                prop_assert!(span.len() <= SMALL.max_size as usize);
+                prop_assert!(!span.is_empty());
+                next = span.end;
+            }
+            prop_assert_eq!(next, data.len());
+        }
+
+        #[test]
+        fn chunking_is_deterministic_and_resynchronises(seed in any::<u64>(), prefix in 1usize..5000) {
+            let data = random_bytes(seed, 100_000);
+            let chunker = Chunker::new(SMALL);
+            let first: Vec<_> = chunker.spans(&data).collect();
+            prop_assert_eq!(&first, &chunker.spans(&data).collect::<Vec<_>>());
+
+            // The same bytes behind an inserted prefix find the same cut points after a few chunks.
+            let mut shifted = random_bytes(seed ^ 1, prefix);
+            shifted.extend_from_slice(&data);
+            let ends: std::collections::HashSet<usize> =
+                chunker.spans(&shifted).map(|s| s.end - prefix).collect();
+            let shared = first.iter().filter(|s| ends.contains(&s.end)).count();
+            prop_assert!(shared * 10 >= first.len() * 8, "only {} of {} cut points survived", shared, first.len());
+        }
+    }
+
+    #[test]
+    fn default_parameters_are_valid() {
+        Chunker::validate(&DEFAULT_CHUNKING).unwrap();
+        assert!(Chunker::validate(&ChunkingParams { min_size: 10, avg_size: 5, max_size: 1 }).is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! `modelfs add NAME PATH [--version V]`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use modelfs::Access;
+use modelfs::ingest::{AddRequest, add};
+use modelfs::progress::Progress;
+
+use super::{human_bytes, open_store};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model name: letters, digits, '.', '_' and '-'.
+    name: String,
+    /// A model file (GGUF, safetensors, …) or a folder of files.
+    path: PathBuf,
+    /// Version name [default: v1, v2, … in order].
+    #[arg(long)]
+    version: Option<String>,
+}
+
+/// A progress bar on a terminal; nothing otherwise (the summary line follows either way).
+struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    fn new() -> Bar {
+        if !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("static template"),
+        );
+        Bar(Some(bar))
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&self, total: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(bytes);
+        }
+    }
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let store = open_store(store_dir, Access::Write)?;
+    let request = AddRequest { model: args.name.clone(), version: args.version, source: args.path };
+    let started = std::time::Instant::now();
+    let report = add(&store, &request, &Bar::new()).with_context(|| format!("cannot add model {}", args.name))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let reused = report.logical_bytes - report.new_bytes;
+    println!(
+        "added {}@{}: {} file{}, {} in {:.1} s ({:.0} MB/s)",
+        report.model,
+        report.version,
+        report.files,
+        if report.files == 1 { "" } else { "s" },
+        human_bytes(report.logical_bytes),
+        seconds,
+        report.logical_bytes as f64 / 1e6 / seconds.max(1e-9),
+    );
+    println!(
+        "  new: {} in {} chunks, stored as {}; deduplicated: {} ({:.1}%) in {} chunks",
+        human_bytes(report.new_bytes),
+        report.new_chunks,
+        human_bytes(report.stored_bytes),
+        human_bytes(reused),
+        if report.logical_bytes == 0 { 0.0 } else { reused as f64 * 100.0 / report.logical_bytes as f64 },
+        report.chunks - report.new_chunks,
+    );
+    Ok(ExitCode::SUCCESS)
+}

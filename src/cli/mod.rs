@@ -1,0 +1,153 @@
+//! The command line: clap definitions and one module per subcommand.
+//!
+//! Owns argument parsing, turning arguments into library calls, and everything printed to stdout.
+//! The only place that uses `anyhow` (for context on errors) and the only place that prints.
+
+mod add;
+mod cat;
+mod gc;
+mod index;
+mod init;
+mod ls;
+mod mount;
+mod rm;
+mod stats;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use modelfs::{Access, Store};
+
+/// modelfs: a deduplicating model store with a read-only FUSE mount.
+///
+/// Models (GGUF, safetensors, Hugging Face folders) are split into content-defined chunks, stored
+/// once however many models share them, and served read-only at a mountpoint where inference
+/// engines open or mmap them like local files. Every chunk is checked against its hash when read.
+#[derive(Debug, Parser)]
+#[command(name = "modelfs", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Store directory [default: $XDG_DATA_HOME/modelfs, i.e. ~/.local/share/modelfs].
+    #[arg(long, global = true, env = "MODELFS_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug); MODELFS_LOG=filter overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the store (does nothing if it already exists).
+    Init(init::Args),
+    /// Add a model file or folder as a new version of NAME.
+    Add(add::Args),
+    /// List models, or the versions and files of one model.
+    Ls(ls::Args),
+    /// Write a model file's bytes to stdout, verified.
+    Cat(cat::Args),
+    /// Mount the store read-only at MOUNTPOINT.
+    Mount(mount::Args),
+    /// Unmount a modelfs mount.
+    Umount(mount::UmountArgs),
+    /// Re-read and re-hash every chunk of the named models (all if none); report every problem.
+    Verify(verify::Args),
+    /// Remove a model, or one version of it, from the registry (`gc` then frees the space).
+    Rm(rm::Args),
+    /// Reclaim the space of chunks no model references.
+    Gc(gc::Args),
+    /// Show models, files, logical and stored bytes, dedup ratio, chunks and packs.
+    Stats(stats::Args),
+    /// Maintain the chunk index.
+    #[command(subcommand)]
+    Index(index::Command),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store_dir = match cli.store {
+        Some(dir) => dir,
+        None => default_store_dir().context("cannot find a home directory for the default store; pass --store DIR")?,
+    };
+    match cli.command {
+        Command::Init(args) => init::run(&store_dir, args),
+        Command::Add(args) => add::run(&store_dir, args),
+        Command::Ls(args) => ls::run(&store_dir, args),
+        Command::Cat(args) => cat::run(&store_dir, args),
+        Command::Mount(args) => mount::run(&store_dir, args),
+        Command::Umount(args) => mount::run_umount(args),
+        Command::Verify(args) => verify::run(&store_dir, args),
+        Command::Rm(args) => rm::run(&store_dir, args),
+        Command::Gc(args) => gc::run(&store_dir, args),
+        Command::Stats(args) => stats::run(&store_dir, args),
+        Command::Index(command) => index::run(&store_dir, command),
+    }
+}
+
+/// `$XDG_DATA_HOME/modelfs`, or `~/.local/share/modelfs`.
+fn default_store_dir() -> Option<PathBuf> {
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
+    Some(data_home.join("modelfs"))
+}
+
+/// Opens the store with a message that names it.
+fn open_store(dir: &std::path::Path, access: Access) -> anyhow::Result<Store> {
+    Store::open(dir, access).with_context(|| format!("cannot open store {}", dir.display()))
+}
+
+/// Formats a byte count for people: `1.07 GB`, `512 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.2} {}", UNITS[unit]) }
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM` UTC.
+pub fn human_time(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1_070_000_000), "1.07 GB");
+        assert_eq!(human_time(0), "1970-01-01 00:00");
+        assert_eq!(human_time(1_795_000_000), "2026-11-18 11:06");
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

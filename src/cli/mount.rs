@@ -1,0 +1,135 @@
+//! `modelfs mount MOUNTPOINT [--daemon]` and `modelfs umount MOUNTPOINT`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use modelfs::fuse::{self, MountOptions};
+use modelfs::mount::{ControlSignal, DaemonChild, Forked, block_control_signals, check_mountpoint, fork_daemon};
+use modelfs::store::{machine_cache_dir, read_config};
+use modelfs::vfs::Vfs;
+use modelfs::{Access, Store};
+use tracing::{info, warn};
+
+/// Kernel readahead asked for on the mount, so sequential reads arrive as 1 MiB requests.
+const READAHEAD_KIB: u32 = 1024;
+/// How often the mount checks whether the registry changed (models added or removed).
+const REGISTRY_POLL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// An existing, empty directory.
+    mountpoint: PathBuf,
+    /// Run in the background; returns once the mount is ready.
+    #[arg(long)]
+    daemon: bool,
+    /// Threads serving kernel requests.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+    /// Memory for decoded chunks reused by small reads, in MiB.
+    #[arg(long, default_value_t = 64)]
+    cache_mib: usize,
+    /// Log file of the background mount [default: ~/.cache/modelfs/STORE_ID/mount.log].
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UmountArgs {
+    /// Where a modelfs store is mounted.
+    mountpoint: PathBuf,
+}
+
+pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let mountpoint = check_mountpoint(&args.mountpoint)?;
+    let config = read_config(store_dir).with_context(|| format!("cannot open store {}", store_dir.display()))?;
+    if !args.daemon {
+        return serve(store_dir, &mountpoint, &args, None);
+    }
+    let log = match &args.log {
+        Some(log) => log.clone(),
+        None => {
+            let dir = machine_cache_dir(&config.store_id);
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.join("mount.log")
+        }
+    };
+    match fork_daemon(&log)? {
+        Forked::Parent(parent) => {
+            parent.wait(&mountpoint)?;
+            println!("mounted {} at {} (log: {})", store_dir.display(), mountpoint.display(), log.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Forked::Child(child) => serve(store_dir, &mountpoint, &args, Some(child)),
+    }
+}
+
+/// Mounts and serves until SIGINT/SIGTERM or an unmount from outside.
+fn serve(store_dir: &Path, mountpoint: &Path, args: &Args, daemon: Option<DaemonChild>) -> anyhow::Result<ExitCode> {
+    // Before any thread exists, so every thread inherits the mask and signals queue for us.
+    block_control_signals()?;
+    let started = (|| -> anyhow::Result<_> {
+        let mut store = Store::open(store_dir, Access::Read)
+            .with_context(|| format!("cannot open store {}", store_dir.display()))?;
+        store.set_cache_capacity(args.cache_mib << 20);
+        let vfs = Arc::new(Vfs::new(Arc::new(store))?);
+        let options = MountOptions { threads: usize::from(args.threads), ..MountOptions::default() };
+        let session = fuse::spawn(vfs.clone(), mountpoint, options)?;
+        modelfs::mount::raise_readahead(mountpoint, READAHEAD_KIB);
+        Ok((vfs, session))
+    })();
+    let (vfs, session) = match (started, daemon) {
+        (Ok(started), Some(daemon)) => {
+            daemon.ready();
+            started
+        }
+        (Ok(started), None) => {
+            eprintln!("modelfs: mounted at {}; Ctrl-C or `modelfs umount` to unmount", mountpoint.display());
+            started
+        }
+        (Err(e), daemon) => {
+            if let Some(daemon) = daemon {
+                daemon.failed(&format!("{e:#}"));
+            }
+            return Err(e);
+        }
+    };
+    info!(mountpoint = %mountpoint.display(), "serving");
+
+    let mut last_poll = std::time::Instant::now();
+    loop {
+        match modelfs::mount::wait_for_signal(Duration::from_millis(250)) {
+            Some(ControlSignal::Stop) => break,
+            Some(ControlSignal::Reload) => reload(&vfs, true),
+            None if session.is_finished() => {
+                info!("unmounted from outside");
+                return Ok(ExitCode::SUCCESS);
+            }
+            None if last_poll.elapsed() >= REGISTRY_POLL => {
+                last_poll = std::time::Instant::now();
+                reload(&vfs, false);
+            }
+            None => {}
+        }
+    }
+    session.unmount()?;
+    info!("unmounted");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reload(vfs: &Vfs, forced: bool) {
+    let result = if forced { vfs.reload().map(|()| true) } else { vfs.reload_if_changed() };
+    match result {
+        Ok(true) => info!("registry re-read"),
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "could not re-read the registry; serving the previous one"),
+    }
+}
+
+pub fn run_umount(args: UmountArgs) -> anyhow::Result<ExitCode> {
+    modelfs::mount::unmount(&args.mountpoint)?;
+    println!("unmounted {}", args.mountpoint.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,70 @@
+//! On-disk layouts of a modelfs store, kept apart from the code that walks them.
+//!
+//! Owns the magic numbers, version constants and byte layouts of every file a store holds:
+//! the store config ([`config`]), pack files ([`pack`]), file manifests ([`manifest`]) and the
+//! registry ([`registry`]). Everything here encodes to and decodes from bytes or `Read`/`Write`;
+//! nothing opens files, touches RocksDB or knows where a file lives (that is `store`).
+//! `docs/FORMAT.md` describes the same layouts byte by byte.
+
+pub mod config;
+pub mod manifest;
+pub mod pack;
+pub mod registry;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Version of the store layout as a whole (directory structure and config file).
+pub const STORE_FORMAT_VERSION: u32 = 1;
+
+/// Rejects structures written by a newer modelfs (or with a nonsensical version 0).
+pub fn check_version(what: &'static str, path: &Path, found: u32, supported: u32) -> Result<()> {
+    if found > supported {
+        return Err(Error::NewerFormat { what, path: path.to_owned(), found, supported });
+    }
+    if found == 0 {
+        return Err(Error::corrupt(path, format!("{what} has version 0")));
+    }
+    Ok(())
+}
+
+/// A little-endian decoding cursor over a byte slice; every read is bounds-checked.
+pub(crate) struct LeReader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> LeReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        LeReader { bytes }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.bytes.len() < n {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N).map(|b| b.try_into().expect("take returned N bytes"))
+    }
+
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        self.array::<1>().map(|b| b[0])
+    }
+
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+}

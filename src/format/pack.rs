@@ -1,0 +1,276 @@
+//! Pack file layout: a header, chunk records back to back, and a footer table once sealed.
+//!
+//! ```text
+//! header   (32 B)  magic "MFSPACK\0" | version u32 | reserved u32 | pack id [16]
+//! record   (48 B)  chunk id [32] | codec u8 | reserved [3] | raw_len u32 | stored_len u32 | reserved u32
+//!          payload [stored_len]
+//! ...more records...
+//! table    entry_count × (record header (48 B) | record offset u64)   = 56 B each
+//! trailer  (56 B)  table blake3 [32] | table offset u64 | entry count u64 | magic "MFSPEND\0"
+//! ```
+//! All integers little-endian. A pack without a valid trailer is unsealed (a writer died while
+//! filling it); its records can still be recovered by scanning, each one checked against its id.
+//! This module only encodes and decodes; `store::pack` does the file I/O.
+
+use super::LeReader;
+use crate::id::{ChunkId, PackId};
+
+/// First bytes of every pack.
+pub const PACK_MAGIC: [u8; 8] = *b"MFSPACK\0";
+/// Last bytes of a sealed pack.
+pub const PACK_END_MAGIC: [u8; 8] = *b"MFSPEND\0";
+/// Pack layout version written by this build.
+pub const PACK_FORMAT_VERSION: u32 = 1;
+/// Size of the pack header.
+pub const HEADER_LEN: usize = 32;
+/// Size of a record header.
+pub const RECORD_HEADER_LEN: usize = 48;
+/// Size of one footer table entry.
+pub const TABLE_ENTRY_LEN: usize = RECORD_HEADER_LEN + 8;
+/// Size of the trailer.
+pub const TRAILER_LEN: usize = 56;
+/// Upper bound on a chunk's stored or raw length, so a damaged header cannot ask for gigabytes.
+pub const MAX_RECORD_PAYLOAD: u32 = 64 << 20;
+
+/// How a chunk's payload is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Codec {
+    /// The payload is the chunk's bytes.
+    Raw = 0,
+    /// The payload is a zstd frame of the chunk's bytes.
+    Zstd = 1,
+}
+
+impl Codec {
+    /// Decodes the codec byte.
+    pub fn from_u8(value: u8) -> Option<Codec> {
+        match value {
+            0 => Some(Codec::Raw),
+            1 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// The fixed-size header at the start of a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackHeader {
+    /// Layout version.
+    pub version: u32,
+    /// The pack's own id (matches its file name).
+    pub pack_id: PackId,
+}
+
+impl PackHeader {
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..8].copy_from_slice(&PACK_MAGIC);
+        out[8..12].copy_from_slice(&self.version.to_le_bytes());
+        out[16..32].copy_from_slice(self.pack_id.as_bytes());
+        out
+    }
+
+    /// Decodes a header; `None` if the magic is wrong or the bytes are short.
+    pub fn decode(bytes: &[u8]) -> Option<PackHeader> {
+        let mut r = LeReader::new(bytes);
+        if r.array::<8>()? != PACK_MAGIC {
+            return None;
+        }
+        let version = r.u32()?;
+        r.u32()?;
+        let pack_id = PackId(r.array()?);
+        Some(PackHeader { version, pack_id })
+    }
+}
+
+/// The header in front of every chunk payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// blake3 of the decoded bytes.
+    pub chunk_id: ChunkId,
+    /// Payload encoding.
+    pub codec: Codec,
+    /// Decoded length.
+    pub raw_len: u32,
+    /// Payload length in the pack.
+    pub stored_len: u32,
+}
+
+impl RecordHeader {
+    /// Encodes the record header.
+    pub fn encode(&self) -> [u8; RECORD_HEADER_LEN] {
+        let mut out = [0u8; RECORD_HEADER_LEN];
+        out[..32].copy_from_slice(self.chunk_id.as_bytes());
+        out[32] = self.codec as u8;
+        out[36..40].copy_from_slice(&self.raw_len.to_le_bytes());
+        out[40..44].copy_from_slice(&self.stored_len.to_le_bytes());
+        out
+    }
+
+    /// Decodes a record header, rejecting unknown codecs and absurd lengths.
+    pub fn decode(bytes: &[u8]) -> Option<RecordHeader> {
+        let mut r = LeReader::new(bytes);
+        let chunk_id = ChunkId(r.array()?);
+        let codec = Codec::from_u8(r.u8()?)?;
+        r.array::<3>()?;
+        let raw_len = r.u32()?;
+        let stored_len = r.u32()?;
+        r.u32()?;
+        if raw_len > MAX_RECORD_PAYLOAD || stored_len > MAX_RECORD_PAYLOAD {
+            return None;
+        }
+        if codec == Codec::Raw && raw_len != stored_len {
+            return None;
+        }
+        Some(RecordHeader { chunk_id, codec, raw_len, stored_len })
+    }
+
+    /// Bytes the record occupies in the pack, header included.
+    pub fn record_len(&self) -> u64 {
+        RECORD_HEADER_LEN as u64 + u64::from(self.stored_len)
+    }
+}
+
+/// One row of a sealed pack's table: a record header and where the record starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableEntry {
+    /// The record's header, repeated.
+    pub header: RecordHeader,
+    /// Offset of the record header from the start of the pack.
+    pub offset: u64,
+}
+
+/// Encodes a footer table.
+pub fn encode_table(entries: &[TableEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * TABLE_ENTRY_LEN);
+    for entry in entries {
+        out.extend_from_slice(&entry.header.encode());
+        out.extend_from_slice(&entry.offset.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes a footer table; `None` if any entry is malformed.
+pub fn decode_table(bytes: &[u8]) -> Option<Vec<TableEntry>> {
+    if bytes.len() % TABLE_ENTRY_LEN != 0 {
+        return None;
+    }
+    bytes
+        .chunks_exact(TABLE_ENTRY_LEN)
+        .map(|row| {
+            let header = RecordHeader::decode(&row[..RECORD_HEADER_LEN])?;
+            let offset = u64::from_le_bytes(row[RECORD_HEADER_LEN..].try_into().ok()?);
+            Some(TableEntry { header, offset })
+        })
+        .collect()
+}
+
+/// The last bytes of a sealed pack, locating and checksumming the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer {
+    /// blake3 of the encoded table.
+    pub table_hash: [u8; 32],
+    /// Offset of the table from the start of the pack.
+    pub table_offset: u64,
+    /// Number of table entries.
+    pub entry_count: u64,
+}
+
+impl Trailer {
+    /// Encodes the trailer.
+    pub fn encode(&self) -> [u8; TRAILER_LEN] {
+        let mut out = [0u8; TRAILER_LEN];
+        out[..32].copy_from_slice(&self.table_hash);
+        out[32..40].copy_from_slice(&self.table_offset.to_le_bytes());
+        out[40..48].copy_from_slice(&self.entry_count.to_le_bytes());
+        out[48..].copy_from_slice(&PACK_END_MAGIC);
+        out
+    }
+
+    /// Decodes a trailer; `None` if the end magic is missing.
+    pub fn decode(bytes: &[u8]) -> Option<Trailer> {
+        let mut r = LeReader::new(bytes);
+        let table_hash = r.array()?;
+        let table_offset = r.u64()?;
+        let entry_count = r.u64()?;
+        if r.array::<8>()? != PACK_END_MAGIC {
+            return None;
+        }
+        Some(Trailer { table_hash, table_offset, entry_count })
+    }
+
+    /// Whether the trailer is consistent with a pack of `pack_len` bytes.
+    pub fn fits(&self, pack_len: u64) -> bool {
+        let table_len = self.entry_count.checked_mul(TABLE_ENTRY_LEN as u64);
+        match table_len.and_then(|len| len.checked_add(self.table_offset)) {
+            Some(table_end) => {
+                self.table_offset >= HEADER_LEN as u64 && table_end + TRAILER_LEN as u64 == pack_len
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_header() -> impl Strategy<Value = RecordHeader> {
+        (any::<[u8; 32]>(), any::<bool>(), 0..MAX_RECORD_PAYLOAD, 0..MAX_RECORD_PAYLOAD).prop_map(
+            |(id, zstd, raw_len, stored)| RecordHeader {
+                chunk_id: ChunkId(id),
+                codec: if zstd { Codec::Zstd } else { Codec::Raw },
+                raw_len,
+                stored_len: if zstd { stored } else { raw_len },
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn table_round_trip(rows in prop::collection::vec((arb_header(), any::<u64>()), 0..50)) {
+            let entries: Vec<TableEntry> =
+                rows.into_iter().map(|(header, offset)| TableEntry { header, offset }).collect();
+            let bytes = encode_table(&entries);
+            prop_assert_eq!(bytes.len(), entries.len() * TABLE_ENTRY_LEN);
+            prop_assert_eq!(decode_table(&bytes).unwrap(), entries);
+        }
+
+        #[test]
+        fn trailer_round_trip(hash in any::<[u8; 32]>(), offset in any::<u64>(), count in any::<u64>()) {
+            let trailer = Trailer { table_hash: hash, table_offset: offset, entry_count: count };
+            prop_assert_eq!(Trailer::decode(&trailer.encode()), Some(trailer));
+        }
+    }
+
+    #[test]
+    fn header_round_trip_and_magic() {
+        let header = PackHeader { version: PACK_FORMAT_VERSION, pack_id: PackId([7; 16]) };
+        let bytes = header.encode();
+        assert_eq!(&bytes[..8], b"MFSPACK\0");
+        assert_eq!(PackHeader::decode(&bytes), Some(header));
+        let mut bad = bytes;
+        bad[0] = b'X';
+        assert_eq!(PackHeader::decode(&bad), None);
+    }
+
+    #[test]
+    fn record_header_rejects_damage() {
+        let header = RecordHeader {
+            chunk_id: ChunkId([1; 32]),
+            codec: Codec::Raw,
+            raw_len: 100,
+            stored_len: 100,
+        };
+        let mut bytes = header.encode();
+        assert_eq!(RecordHeader::decode(&bytes), Some(header));
+        bytes[32] = 9;
+        assert_eq!(RecordHeader::decode(&bytes), None, "unknown codec");
+        let mut bytes = header.encode();
+        bytes[40] = 99;
+        assert_eq!(RecordHeader::decode(&bytes), None, "raw payload with mismatched lengths");
+    }
+}

@@ -1,0 +1,142 @@
+//! `impl fuser::Filesystem` for the mount: each callback calls one `Vfs` method and sends one reply.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+
+use fuser::{
+    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
+    ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+};
+use tracing::debug;
+
+use super::attr::{ENTRY_TTL, attr_ttl, errno, file_attr};
+use crate::error::Result;
+use crate::vfs::{NodeAttr, NodeKind, Vfs};
+
+/// Largest read the kernel is asked to send (it needs the mount's bdi readahead raised to use it).
+const MAX_READAHEAD: u32 = 1 << 20;
+
+pub(super) struct ModelFs {
+    vfs: Arc<Vfs>,
+    uid: u32,
+    gid: u32,
+}
+
+impl ModelFs {
+    pub(super) fn new(vfs: Arc<Vfs>) -> ModelFs {
+        ModelFs { vfs, uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() }
+    }
+
+    fn reply_entry(&self, result: Result<NodeAttr>, reply: ReplyEntry) {
+        match result {
+            Ok(attr) => reply.entry_with_ttls(
+                &ENTRY_TTL,
+                &attr_ttl(attr.kind),
+                &file_attr(&attr, self.uid, self.gid),
+                Generation(0),
+            ),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+}
+
+fn name_str(name: &OsStr) -> std::result::Result<&str, Errno> {
+    // Every name in the tree is UTF-8, so a name that is not cannot exist.
+    name.to_str().ok_or(Errno::ENOENT)
+}
+
+impl Filesystem for ModelFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        if let Err(nearest) = config.set_max_readahead(MAX_READAHEAD) {
+            let _ = config.set_max_readahead(nearest);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match name_str(name) {
+            Ok(name) => self.reply_entry(self.vfs.lookup(parent.0, name), reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.vfs.getattr(ino.0) {
+            Ok(attr) => reply.attr(&attr_ttl(attr.kind), &file_attr(&attr, self.uid, self.gid)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        // An inode's content never changes, so pages cached by an earlier open stay valid.
+        match self.vfs.open(ino.0) {
+            Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        debug!(ino = ino.0, offset, size, "read");
+        match self.vfs.read(fh.0, offset, size) {
+            Ok(bytes) => reply.data(&bytes),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.vfs.release(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.vfs.getattr(ino.0) {
+            Ok(attr) if attr.kind == NodeKind::Dir => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(_) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        match self.vfs.readdir(ino.0) {
+            Ok(entries) => {
+                for (i, entry) in entries.iter().enumerate().skip(offset as usize) {
+                    let kind = match entry.kind {
+                        NodeKind::Dir => FileType::Directory,
+                        NodeKind::File => FileType::RegularFile,
+                    };
+                    if reply.add(INodeNo(entry.ino), (i + 1) as u64, kind, &entry.name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(0, 0, 0, 0, 0, 1 << 20, 255, 1 << 20);
+    }
+}

@@ -1,0 +1,67 @@
+//! The kernel adapter: serves a [`Vfs`] through FUSE. The only module that imports `fuser`.
+//!
+//! Owns mounting ([`spawn`], [`MountOptions`], [`Session`]) and the `Filesystem` impl (`fs`), which
+//! only translates kernel requests into `Vfs` calls and `Vfs` results into replies (`attr`).
+
+mod attr;
+mod fs;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::vfs::Vfs;
+
+/// How to serve the mount.
+#[derive(Debug, Clone, Copy)]
+pub struct MountOptions {
+    /// Worker threads answering kernel requests.
+    pub threads: usize,
+    /// Let every user read the mount (`allow_other`), not only the one who mounted it.
+    pub allow_other: bool,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions { threads: 4, allow_other: nix::unistd::geteuid().is_root() }
+    }
+}
+
+/// A mount being served in background threads; dropping it unmounts.
+pub struct Session {
+    inner: fuser::BackgroundSession,
+}
+
+impl Session {
+    /// Whether the mount ended (unmounted from outside, e.g. `fusermount3 -u`).
+    pub fn is_finished(&self) -> bool {
+        self.inner.guard.is_finished()
+    }
+
+    /// Unmounts and waits for the serving threads to end.
+    pub fn unmount(self) -> Result<()> {
+        self.inner.umount_and_join().map_err(|e| Error::Mountpoint { path: "(mount)".into(), reason: e.to_string() })
+    }
+}
+
+/// Mounts `vfs` read-only at `mountpoint` and serves it in background threads.
+pub fn spawn(vfs: Arc<Vfs>, mountpoint: &Path, options: MountOptions) -> Result<Session> {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::RO,
+        fuser::MountOption::FSName("modelfs".into()),
+        fuser::MountOption::Subtype("modelfs".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::NoAtime,
+    ];
+    if options.allow_other {
+        config.acl = fuser::SessionACL::All;
+    }
+    config.n_threads = Some(options.threads.max(1));
+    config.clone_fd = options.threads > 1;
+    let inner = fuser::spawn_mount(fs::ModelFs::new(vfs), mountpoint, &config)
+        .map_err(|e| Error::Mountpoint { path: mountpoint.to_owned(), reason: e.to_string() })?;
+    Ok(Session { inner })
+}

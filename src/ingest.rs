@@ -1,0 +1,354 @@
+//! `add`: turn a model file or folder into chunks, packs, manifests and a registry entry.
+//!
+//! Owns the ingest pipeline: walk the input, map each file, cut it into content-defined chunks,
+//! hash them in parallel, look them up in the index, compress the new ones in parallel, append them
+//! to packs in order, write the file's manifest, and finally commit the new version to the registry.
+//! Until that commit nothing is visible; if anything fails before it, the packs this `add` sealed
+//! are removed again, so the store is as it was. Prints nothing; reports through [`Progress`].
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::Digest;
+use tracing::{debug, warn};
+
+use crate::chunker::Chunker;
+use crate::codec::{EncodedChunk, Encoder};
+use crate::error::{Error, IoContext, Result};
+use crate::format::manifest::{ChunkRef, Manifest};
+use crate::format::registry::{FileEntry, Layout, VersionEntry};
+use crate::id::{ChunkId, ManifestId, PackId};
+use crate::progress::Progress;
+use crate::store::pack::{PackWriter, pack_path};
+use crate::store::registry::{next_version_name, validate_name};
+use crate::store::{Store, now_unix};
+
+/// Chunks hashed, looked up and compressed together; bounds memory to a few times
+/// `WINDOW × max chunk size` while giving every core work.
+const WINDOW: usize = 64;
+
+/// What to add.
+#[derive(Debug, Clone)]
+pub struct AddRequest {
+    /// Model name.
+    pub model: String,
+    /// Version name; the next `vN` if `None`.
+    pub version: Option<String>,
+    /// A file or a folder.
+    pub source: PathBuf,
+}
+
+/// What an `add` stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddReport {
+    /// Model name.
+    pub model: String,
+    /// Version name given to it.
+    pub version: String,
+    /// Files added.
+    pub files: usize,
+    /// Total size of the files.
+    pub logical_bytes: u64,
+    /// Chunks in the files (with repeats).
+    pub chunks: u64,
+    /// Chunks the store did not have yet.
+    pub new_chunks: u64,
+    /// Decoded size of the new chunks.
+    pub new_bytes: u64,
+    /// Bytes the new chunks take in packs (after compression, with record headers).
+    pub stored_bytes: u64,
+}
+
+/// One input file.
+#[derive(Debug)]
+struct Input {
+    /// Path inside the model, `/`-separated.
+    name: String,
+    path: PathBuf,
+    size: u64,
+}
+
+/// Adds a model version to a writable store.
+pub fn add(store: &Store, request: &AddRequest, progress: &dyn Progress) -> Result<AddReport> {
+    validate_name("model name", &request.model)?;
+    if let Some(version) = &request.version {
+        validate_name("version", version)?;
+    }
+    let version = {
+        let registry = store.registry()?;
+        let existing = registry.models.get(&request.model);
+        let version = request.version.clone().unwrap_or_else(|| next_version_name(existing));
+        if existing.is_some_and(|m| m.versions.iter().any(|v| v.version == version)) {
+            return Err(Error::VersionExists { model: request.model.clone(), version });
+        }
+        version
+    };
+    let (layout, inputs) = collect_inputs(&request.source)?;
+    let total: u64 = inputs.iter().map(|i| i.size).sum();
+    progress.begin(total);
+
+    let mut ingest = Ingest::new(store)?;
+    let result = ingest.run(&inputs, progress);
+    progress.finish();
+    let files = match result {
+        Ok(files) => files,
+        Err(e) => {
+            ingest.roll_back();
+            return Err(e);
+        }
+    };
+    let entry = VersionEntry { version: version.clone(), added_unix: now_unix(), layout, files };
+    let committed = store.update_registry(|registry| {
+        let model = registry.models.entry(request.model.clone()).or_insert_with(|| {
+            crate::format::registry::ModelEntry { versions: Vec::new() }
+        });
+        if model.versions.iter().any(|v| v.version == version) {
+            return Err(Error::VersionExists { model: request.model.clone(), version: version.clone() });
+        }
+        model.versions.push(entry);
+        Ok(())
+    });
+    if let Err(e) = committed {
+        ingest.roll_back();
+        return Err(e);
+    }
+    Ok(AddReport { model: request.model.clone(), version, files: inputs.len(), logical_bytes: total, ..ingest.report })
+}
+
+/// Finds the files to add: the file itself, or every file under the folder (symlinks followed).
+fn collect_inputs(source: &Path) -> Result<(Layout, Vec<Input>)> {
+    let meta = std::fs::metadata(source).map_err(|e| bad_input(source, &e))?;
+    if meta.is_file() {
+        let name = file_name(source)?;
+        return Ok((Layout::File, vec![Input { name, path: source.to_owned(), size: meta.len() }]));
+    }
+    if !meta.is_dir() {
+        return Err(Error::BadInput { path: source.to_owned(), reason: "is neither a file nor a folder".into() });
+    }
+    let mut inputs = Vec::new();
+    let mut seen_dirs = HashSet::from([(meta.dev(), meta.ino())]);
+    walk(source, "", &mut seen_dirs, &mut inputs)?;
+    if inputs.is_empty() {
+        return Err(Error::BadInput { path: source.to_owned(), reason: "folder holds no files".into() });
+    }
+    inputs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((Layout::Dir, inputs))
+}
+
+fn walk(dir: &Path, prefix: &str, seen: &mut HashSet<(u64, u64)>, out: &mut Vec<Input>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| bad_input(dir, &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| bad_input(dir, &e))?;
+        let path = entry.path();
+        let name = format!("{prefix}{}", file_name(&path)?);
+        let meta = std::fs::metadata(&path).map_err(|e| bad_input(&path, &e))?;
+        if meta.is_file() {
+            out.push(Input { name, path, size: meta.len() });
+        } else if meta.is_dir() {
+            if seen.insert((meta.dev(), meta.ino())) {
+                walk(&path, &format!("{name}/"), seen, out)?;
+            } else {
+                warn!(path = %path.display(), "skipping a folder already visited (symlink loop)");
+            }
+        } else {
+            return Err(Error::BadInput { path, reason: "is not a regular file or folder".into() });
+        }
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> Result<String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::BadInput { path: path.to_owned(), reason: "file name is not valid UTF-8".into() })
+}
+
+fn bad_input(path: &Path, e: &std::io::Error) -> Error {
+    let reason = match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "not readable (permission denied)".to_owned(),
+        _ => e.to_string(),
+    };
+    Error::BadInput { path: path.to_owned(), reason }
+}
+
+thread_local! {
+    /// One zstd context per worker thread, created on first use.
+    static ENCODER: RefCell<Option<Encoder>> = const { RefCell::new(None) };
+}
+
+/// State of one `add` between its first chunk and the registry commit.
+struct Ingest<'s> {
+    store: &'s Store,
+    chunker: Chunker,
+    pack: Option<PackWriter>,
+    /// Chunks written by this add that the index may not list yet (the open pack's).
+    pending: HashSet<ChunkId>,
+    /// Packs sealed (and indexed) by this add, removed again if it fails.
+    sealed: Vec<(PackId, Vec<ChunkId>)>,
+    /// Manifests this add created, removed again if it fails.
+    new_manifests: Vec<ManifestId>,
+    report: AddReport,
+}
+
+impl<'s> Ingest<'s> {
+    fn new(store: &'s Store) -> Result<Self> {
+        Ok(Ingest {
+            store,
+            chunker: Chunker::new(store.config().chunking),
+            pack: None,
+            pending: HashSet::new(),
+            sealed: Vec::new(),
+            new_manifests: Vec::new(),
+            report: AddReport::default(),
+        })
+    }
+
+    fn run(&mut self, inputs: &[Input], progress: &dyn Progress) -> Result<Vec<FileEntry>> {
+        let mut files = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let manifest = self.add_file(input, progress)?;
+            let existed = self.store.manifest(&ManifestId::of(&manifest.encode())).is_ok();
+            let id = self.store.put_manifest(&manifest)?;
+            if !existed {
+                self.new_manifests.push(id);
+            }
+            files.push(FileEntry { path: input.name.clone(), size: manifest.size, manifest: id });
+        }
+        self.seal_pack()?;
+        Ok(files)
+    }
+
+    fn add_file(&mut self, input: &Input, progress: &dyn Progress) -> Result<Manifest> {
+        let file = File::open(&input.path).map_err(|e| bad_input(&input.path, &e))?;
+        let map = map_file(&file, &input.path)?;
+        let data: &[u8] = map.as_deref().unwrap_or_default();
+        if data.len() as u64 != input.size {
+            return Err(Error::BadInput { path: input.path.clone(), reason: "file changed size while being added".into() });
+        }
+        let spans: Vec<_> = self.chunker.spans(data).collect();
+        let ((blake3, sha256), chunks) = rayon::join(|| whole_file_digests(data), || self.add_chunks(data, &spans, progress));
+        let manifest = Manifest { size: input.size, blake3, sha256, chunks: chunks? };
+        debug!(file = %input.name, chunks = manifest.chunks.len(), "file chunked");
+        Ok(manifest)
+    }
+
+    fn add_chunks(&mut self, data: &[u8], spans: &[std::ops::Range<usize>], progress: &dyn Progress) -> Result<Vec<ChunkRef>> {
+        let mut refs = Vec::with_capacity(spans.len());
+        let index = self.store.index();
+        for window in spans.chunks(WINDOW) {
+            let ids: Vec<ChunkId> = window.par_iter().map(|span| ChunkId::of(&data[span.clone()])).collect();
+            let known = index.get_many(&ids)?;
+            let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
+            for (i, (id, location)) in ids.iter().zip(&known).enumerate() {
+                if location.is_none() && !self.pending.contains(id) {
+                    fresh.entry(*id).or_insert(i);
+                }
+            }
+            let mut fresh: Vec<usize> = fresh.into_values().collect();
+            fresh.sort_unstable();
+            let params = self.store.config().compression;
+            let encoded: Vec<EncodedChunk> = fresh
+                .par_iter()
+                .map(|&i| {
+                    ENCODER.with_borrow_mut(|slot| {
+                        let encoder = match slot {
+                            Some(encoder) => encoder,
+                            None => slot.insert(Encoder::new(params).expect("zstd context allocation")),
+                        };
+                        encoder.encode(ids[i], &data[window[i].clone()])
+                    })
+                })
+                .collect();
+            for (&i, chunk) in fresh.iter().zip(&encoded) {
+                self.append(chunk, &data[window[i].clone()])?;
+            }
+            for (span, id) in window.iter().zip(ids) {
+                refs.push(ChunkRef { offset: span.start as u64, len: span.len() as u32, id });
+            }
+            self.report.chunks += window.len() as u64;
+            progress.advance(window.iter().map(|s| s.len() as u64).sum());
+        }
+        Ok(refs)
+    }
+
+    fn append(&mut self, chunk: &EncodedChunk, raw: &[u8]) -> Result<()> {
+        let pack = match self.pack.as_mut() {
+            Some(pack) => pack,
+            None => self.pack.insert(PackWriter::create(self.store.packs_dir())?),
+        };
+        let header = chunk.header();
+        pack.append(header, chunk.payload(raw))?;
+        self.pending.insert(chunk.id);
+        self.report.new_chunks += 1;
+        self.report.new_bytes += u64::from(chunk.raw_len);
+        self.report.stored_bytes += header.record_len();
+        if pack.len() >= self.store.config().pack_target_bytes {
+            self.seal_pack()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the open pack and indexes it; its chunks are then found through the index.
+    fn seal_pack(&mut self) -> Result<()> {
+        let Some(pack) = self.pack.take() else { return Ok(()) };
+        let sealed = pack.seal()?;
+        let ids = sealed.entries.iter().map(|e| e.header.chunk_id).collect();
+        // Recorded before indexing so a failed index write still rolls the pack file back.
+        self.sealed.push((sealed.id, ids));
+        self.store.index().add_pack(sealed.id, sealed.bytes, &sealed.entries)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Undoes a failed add: the open pack, sealed packs (index first, then files) and new manifests.
+    fn roll_back(&mut self) {
+        if let Some(pack) = self.pack.take() {
+            pack.abandon();
+        }
+        let index = self.store.index();
+        for (pack, ids) in self.sealed.drain(..) {
+            // A pack file is deleted only once the index no longer points into it.
+            match index.remove_pack(pack, &ids) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(pack_path(self.store.packs_dir(), &pack));
+                }
+                Err(e) => warn!(%pack, error = %e, "could not unindex a pack of the failed add; `modelfs gc` will reclaim it"),
+            }
+        }
+        for id in self.new_manifests.drain(..) {
+            let _ = self.store.remove_manifest(&id);
+        }
+    }
+}
+
+/// Maps a file for reading; `None` for an empty file (which cannot be mapped).
+fn map_file(file: &File, path: &Path) -> Result<Option<memmap2::Mmap>> {
+    if file.metadata().at(path)?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the map is read-only and lives only while this file is ingested. If another process
+    // truncates the file meanwhile, reads fault; modelfs documents that inputs must not change
+    // during `add`, and the size check after mapping catches the common case of a file still growing.
+    let map = unsafe { memmap2::MmapOptions::new().map(file) }.at(path)?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Some(map))
+}
+
+fn whole_file_digests(data: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let (blake3, sha256) = rayon::join(
+        || *blake3::hash(data).as_bytes(),
+        || {
+            let digest = sha2::Sha256::digest(data);
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&digest);
+            out
+        },
+    );
+    (blake3, sha256)
+}

@@ -1,0 +1,38 @@
+//! modelfs: a content-addressed, deduplicating model store with a read-only FUSE view.
+//!
+//! # Layout
+//! - [`format`]: on-disk layouts (store config, packs, manifests, registry), versioned. No I/O.
+//! - [`id`]: chunk, manifest, pack and store ids.
+//! - [`chunker`]: content-defined chunk boundaries (FastCDC).
+//! - [`codec`]: one chunk's compression choice, decoding, and verification against its id.
+//! - [`store`]: the store directory: packs, RocksDB index, manifests, registry, reading verified
+//!   chunks and files, `gc` and `scrub`.
+//! - [`ingest`]: `add` — files to chunks to packs to a committed registry entry.
+//! - [`vfs`]: the registry as an inode tree with `read_at`, independent of FUSE.
+//! - [`fuse`]: the kernel adapter over [`vfs`]; the only user of `fuser`.
+//! - [`mount`]: mount lifecycle helpers (mountpoint checks, unmounting).
+//! - [`stats`]: where the bytes of a store go.
+//!
+//! The `modelfs` binary (`src/main.rs`, `src/cli/`) parses arguments and calls into these modules.
+//! docs/ARCHITECTURE.md shows how data flows through `add` and a FUSE `read`.
+
+#![deny(missing_docs)]
+
+pub mod chunker;
+pub mod codec;
+pub mod error;
+pub mod format;
+pub mod fuse;
+pub mod id;
+pub mod ingest;
+pub mod mount;
+pub mod progress;
+pub mod stats;
+pub mod store;
+pub mod vfs;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::{Error, Result};
+pub use store::{Access, Store};

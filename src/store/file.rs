@@ -1,0 +1,140 @@
+//! Reading one stored file by offset, through its manifest.
+//!
+//! Owns [`OpenFile`]: a manifest plus the pack locations of its chunks, resolved lazily in batches
+//! (one RocksDB multi-get per run of chunks, never one lookup per read). `read_at` is the single
+//! read path shared by the FUSE mount and `modelfs cat`; its failure path (`fail`) is the one place
+//! that logs a bad read with model, file, chunk and pack, and the one place a later repair from a
+//! second source hooks in.
+
+use std::cell::RefCell;
+use std::sync::RwLock;
+
+use tracing::{error, warn};
+
+use crate::error::{Error, Result};
+use crate::format::manifest::Manifest;
+use crate::store::Store;
+use crate::store::index::Location;
+
+/// How many chunk locations one index round trip resolves (covers several MiB of readahead).
+const RESOLVE_BATCH: usize = 256;
+
+thread_local! {
+    /// Per-thread decode buffer for whole-chunk reads, reused across calls to avoid an allocation per chunk.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A file opened for reading.
+pub struct OpenFile {
+    label: String,
+    manifest: Manifest,
+    /// Location of each chunk once resolved. Written rarely (a batch resolve or a relocation after
+    /// `gc`), read on every chunk access, hence a read-write lock over the whole table.
+    locations: RwLock<Vec<Option<Location>>>,
+}
+
+impl OpenFile {
+    /// Wraps a manifest; `label` (`model@version/path`) names the file in log lines and errors.
+    pub fn new(label: String, manifest: Manifest) -> OpenFile {
+        let locations = RwLock::new(vec![None; manifest.chunks.len()]);
+        OpenFile { label, manifest, locations }
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.manifest.size
+    }
+
+    /// The file's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The label used in log lines.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; returns the bytes read (0 at or past the end).
+    /// Every byte returned comes from a chunk verified against its id.
+    pub fn read_at(&self, store: &Store, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let end = self.manifest.size.min(offset.saturating_add(buf.len() as u64));
+        let Some(mut index) = self.manifest.chunk_index_at(offset) else { return Ok(0) };
+        let mut pos = offset;
+        while pos < end {
+            let chunk = self.manifest.chunks[index];
+            let take = (chunk.end().min(end) - pos) as usize;
+            let dst = &mut buf[(pos - offset) as usize..][..take];
+            let within = (pos - chunk.offset) as usize;
+            self.copy_chunk(store, index, within, dst)?;
+            pos += take as u64;
+            index += 1;
+        }
+        Ok((end - offset) as usize)
+    }
+
+    /// Copies bytes `within..within + dst.len()` of chunk `index` into `dst`. A whole chunk is decoded
+    /// straight through a scratch buffer; a part of one goes through the decoded-chunk cache so the
+    /// neighbouring small reads that usually follow do not decode it again.
+    fn copy_chunk(&self, store: &Store, index: usize, within: usize, dst: &mut [u8]) -> Result<()> {
+        let id = self.manifest.chunks[index].id;
+        let whole = within == 0 && dst.len() == self.manifest.chunks[index].len as usize;
+        let mut relocated = false;
+        loop {
+            let location = self.location(store, index)?;
+            let result = if whole {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    store.read_chunk(&id, &location, scratch).map(|()| dst.copy_from_slice(scratch))
+                })
+            } else {
+                store.cached_chunk(&id, &location).map(|bytes| dst.copy_from_slice(&bytes[within..][..dst.len()]))
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                // The pack is gone: a writer's gc moved the chunk. Look it up afresh, once.
+                Err(Error::MissingPack(_)) if !relocated => {
+                    relocated = true;
+                    warn!(file = %self.label, chunk = %id.short(), "pack gone; looking the chunk up again");
+                    store.refresh_index()?;
+                    self.locations.write().expect("location table poisoned")[index] = None;
+                }
+                Err(e) => return Err(self.fail(index, &location, e)),
+            }
+        }
+    }
+
+    /// The location of chunk `index`, resolving it and the following batch if needed.
+    fn location(&self, store: &Store, index: usize) -> Result<Location> {
+        if let Some(location) = self.locations.read().expect("location table poisoned")[index] {
+            return Ok(location);
+        }
+        let batch_end = (index + RESOLVE_BATCH).min(self.manifest.chunks.len());
+        let ids: Vec<_> = self.manifest.chunks[index..batch_end].iter().map(|c| c.id).collect();
+        let found = store.locate(&ids)?;
+        let mut table = self.locations.write().expect("location table poisoned");
+        for (slot, location) in table[index..batch_end].iter_mut().zip(found) {
+            if slot.is_none() {
+                *slot = location;
+            }
+        }
+        table[index].ok_or_else(|| {
+            let e = Error::MissingChunk(ids[0]);
+            error!(file = %self.label, chunk = %ids[0], "read failed: chunk is in no pack");
+            e
+        })
+    }
+
+    fn fail(&self, index: usize, location: &Location, e: Error) -> Error {
+        let chunk = &self.manifest.chunks[index];
+        error!(
+            file = %self.label,
+            chunk = %chunk.id,
+            file_offset = chunk.offset,
+            pack = %location.pack,
+            pack_offset = location.offset,
+            error = %e,
+            "read failed; returning an I/O error instead of unverified bytes"
+        );
+        e
+    }
+}

@@ -1,0 +1,495 @@
+//! The content-addressed chunk store and the layout of its directory.
+//!
+//! Owns [`Store`]: creating and opening a store, the writer lock, recovery after a crash, locating
+//! and reading verified chunks, manifests and the registry. Submodules own one piece each:
+//! `index` (RocksDB), `pack` (pack file I/O), `cache` (decoded chunks), `registry` (names and the
+//! commit point), `fsutil` (atomic writes), `file` (reading a file through its manifest),
+//! `gc` and `scrub` (whole-store maintenance). No FUSE, CLI or printing here.
+//!
+//! ```text
+//! STORE/modelfs.json         config: format version, store id, chunking parameters (written once)
+//! STORE/registry.json        models → versions → files → manifest ids (atomically replaced)
+//! STORE/manifests/<id>       file manifests, named by their blake3
+//! STORE/packs/<id>.pack      sealed packs; <id>.pack.tmp while being written
+//! STORE/index/               RocksDB: chunk id → pack location (derived; rebuildable from packs)
+//! STORE/lock                 flock'ed by the one writer
+//! ```
+
+pub mod cache;
+pub mod file;
+pub mod fsutil;
+pub mod gc;
+pub mod index;
+pub mod pack;
+pub mod registry;
+pub mod scrub;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+use tracing::{info, warn};
+
+use crate::codec;
+use crate::error::{Error, IoContext, Result};
+use crate::format::config::{CONFIG_FILE_NAME, CONFIG_FORMAT_TAG, ChunkingParams, CompressionParams, StoreConfig};
+use crate::format::manifest::Manifest;
+use crate::format::pack::RECORD_HEADER_LEN;
+use crate::format::registry::Registry;
+use crate::format::{STORE_FORMAT_VERSION, check_version};
+use crate::id::{ChunkId, ManifestId, PackId, StoreId, random_bytes};
+use cache::ChunkCache;
+use fsutil::write_atomic;
+use index::{Index, Location};
+use pack::{PACK_EXTENSION, PackFiles, UNSEALED_SUFFIX};
+
+const PACKS_DIR: &str = "packs";
+const MANIFESTS_DIR: &str = "manifests";
+const INDEX_DIR: &str = "index";
+const LOCK_FILE: &str = "lock";
+
+/// Default size at which a pack is sealed: far below FAT's 4 GiB file limit, small enough that
+/// `gc` rewrites and interrupted transfers stay cheap, large enough that a 70 GB model is ~300 files.
+pub const DEFAULT_PACK_TARGET_BYTES: u64 = 256 << 20;
+/// Default compression policy: zstd level 1 (fast to decode), kept only if it saves 5%.
+pub const DEFAULT_COMPRESSION: CompressionParams = CompressionParams { zstd_level: 1, min_saving_percent: 5 };
+/// Default decoded-chunk cache size for readers.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// Whether a store is opened to read or to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading only; nothing is written to the store (it may be on read-only media).
+    Read,
+    /// Reading and writing; takes the store's writer lock.
+    Write,
+}
+
+/// Parameters of a new store.
+#[derive(Debug, Clone, Copy)]
+pub struct InitOptions {
+    /// Content-defined chunking sizes.
+    pub chunking: ChunkingParams,
+    /// Pack seal size.
+    pub pack_target_bytes: u64,
+    /// Compression policy.
+    pub compression: CompressionParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunking: crate::chunker::DEFAULT_CHUNKING,
+            pack_target_bytes: DEFAULT_PACK_TARGET_BYTES,
+            compression: DEFAULT_COMPRESSION,
+        }
+    }
+}
+
+/// What `Store::init` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// A new store was created.
+    Created,
+    /// A store of a compatible format was already there; nothing changed.
+    AlreadyExists,
+}
+
+/// An open store.
+pub struct Store {
+    root: PathBuf,
+    config: StoreConfig,
+    access: Access,
+    /// The index; behind a lock so a reader can swap in a freshly opened snapshot when the writer
+    /// moved chunks (`gc`) after this process opened it.
+    index: RwLock<Arc<Index>>,
+    packs: PackFiles,
+    cache: ChunkCache,
+    /// Held for the life of a writable store; `None` for readers.
+    _writer_lock: Option<Flock<File>>,
+}
+
+impl Store {
+    /// Creates a store at `root` (idempotent on an existing store of a format this build reads).
+    pub fn init(root: &Path, options: InitOptions) -> Result<InitOutcome> {
+        if root.join(CONFIG_FILE_NAME).exists() {
+            read_config(root)?;
+            return Ok(InitOutcome::AlreadyExists);
+        }
+        crate::chunker::Chunker::validate(&options.chunking).map_err(|reason| Error::BadInput {
+            path: root.to_owned(),
+            reason,
+        })?;
+        for dir in [root.to_owned(), root.join(PACKS_DIR), root.join(MANIFESTS_DIR)] {
+            std::fs::create_dir_all(&dir).at(&dir)?;
+        }
+        drop(Index::open_writable(&root.join(INDEX_DIR))?);
+        let config = StoreConfig {
+            format: CONFIG_FORMAT_TAG.to_owned(),
+            version: STORE_FORMAT_VERSION,
+            store_id: StoreId(random_bytes()),
+            created_unix: unix_now(),
+            chunking: options.chunking,
+            pack_target_bytes: options.pack_target_bytes,
+            compression: options.compression,
+        };
+        let bytes = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other).at(root)?;
+        // The config is written last: a store exists once its config does.
+        write_atomic(&root.join(CONFIG_FILE_NAME), &bytes)?;
+        Ok(InitOutcome::Created)
+    }
+
+    /// Opens the store at `root`.
+    ///
+    /// A writer takes the lock, deletes packs a crashed writer left unsealed and indexes sealed
+    /// packs the index lacks. A reader writes nothing; if the store's index is missing or damaged it
+    /// rebuilds one in the per-machine cache (`$XDG_CACHE_HOME/modelfs/<store id>/index`).
+    pub fn open(root: &Path, access: Access) -> Result<Store> {
+        let config = read_config(root)?;
+        let packs_dir = root.join(PACKS_DIR);
+        let (index, writer_lock) = match access {
+            Access::Write => {
+                let lock = take_writer_lock(root)?;
+                remove_unsealed_packs(&packs_dir)?;
+                let index = open_or_rebuild_writable_index(&root.join(INDEX_DIR), &packs_dir)?;
+                index_unindexed_packs(&index, &packs_dir)?;
+                (index, Some(lock))
+            }
+            Access::Read => (open_reader_index(root, &config)?, None),
+        };
+        Ok(Store {
+            root: root.to_owned(),
+            config,
+            access,
+            index: RwLock::new(Arc::new(index)),
+            packs: PackFiles::new(packs_dir),
+            cache: ChunkCache::new(DEFAULT_CACHE_BYTES),
+            _writer_lock: writer_lock,
+        })
+    }
+
+    /// Replaces the decoded-chunk cache with one of `bytes` capacity.
+    pub fn set_cache_capacity(&mut self, bytes: usize) {
+        self.cache = ChunkCache::new(bytes);
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The store's fixed parameters.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// How the store was opened.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    pub(crate) fn packs_dir(&self) -> &Path {
+        self.packs.dir()
+    }
+
+    pub(crate) fn packs(&self) -> &PackFiles {
+        &self.packs
+    }
+
+    pub(crate) fn index(&self) -> Arc<Index> {
+        self.index.read().expect("index lock poisoned").clone()
+    }
+
+    fn require_writer(&self) -> Result<()> {
+        match self.access {
+            Access::Write => Ok(()),
+            Access::Read => Err(Error::ReadOnlyStore(self.root.clone())),
+        }
+    }
+
+    /// Path of the registry file.
+    pub fn registry_path(&self) -> PathBuf {
+        self.root.join(registry::REGISTRY_FILE_NAME)
+    }
+
+    /// Reads the current registry.
+    pub fn registry(&self) -> Result<Registry> {
+        registry::load(&self.registry_path())
+    }
+
+    /// Applies `change` to the registry and commits it atomically (writers only).
+    pub fn update_registry<T>(&self, change: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
+        self.require_writer()?;
+        let path = self.registry_path();
+        let mut registry = registry::load(&path)?;
+        let result = change(&mut registry)?;
+        registry::save(&path, &mut registry)?;
+        Ok(result)
+    }
+
+    fn manifest_path(&self, id: &ManifestId) -> PathBuf {
+        self.root.join(MANIFESTS_DIR).join(id.to_hex())
+    }
+
+    /// Loads and checks a manifest.
+    pub fn manifest(&self, id: &ManifestId) -> Result<Manifest> {
+        let path = self.manifest_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::MissingManifest(*id)),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        Manifest::decode(id, &bytes).map_err(|e| Error::corrupt(path, format!("manifest {e}")))
+    }
+
+    /// Stores a manifest (no-op if an identical one exists) and returns its id.
+    pub fn put_manifest(&self, manifest: &Manifest) -> Result<ManifestId> {
+        self.require_writer()?;
+        let bytes = manifest.encode();
+        let id = ManifestId::of(&bytes);
+        let path = self.manifest_path(&id);
+        if self.manifest(&id).is_err() {
+            write_atomic(&path, &bytes)?;
+        }
+        Ok(id)
+    }
+
+    /// Ids of all manifest files present.
+    pub(crate) fn manifest_ids(&self) -> Result<Vec<ManifestId>> {
+        let dir = self.root.join(MANIFESTS_DIR);
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    pub(crate) fn remove_manifest(&self, id: &ManifestId) -> Result<()> {
+        let path = self.manifest_path(id);
+        std::fs::remove_file(&path).at(path)
+    }
+
+    /// Looks up chunk locations in the index, in the order given.
+    pub fn locate(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
+        self.index().get_many(ids)
+    }
+
+    /// Opens a fresh view of the index, so chunks moved by a writer since this reader opened it
+    /// are found at their new place. Writers always see their own index and need no refresh.
+    pub fn refresh_index(&self) -> Result<()> {
+        if self.access == Access::Write {
+            return Ok(());
+        }
+        let fresh = open_reader_index(&self.root, &self.config)?;
+        *self.index.write().expect("index lock poisoned") = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// Reads chunk `id` from `location` into `out`, decoded and verified against `id`.
+    pub fn read_chunk(&self, id: &ChunkId, location: &Location, out: &mut Vec<u8>) -> Result<()> {
+        let mut record = Vec::new();
+        let bad = |reason: String| Error::BadChunk { chunk: *id, pack: location.pack, offset: location.offset, reason };
+        let header = self.packs.read_record(location, &mut record).map_err(|e| match e {
+            Error::Corrupt { reason, .. } => bad(reason),
+            other => other,
+        })?;
+        if header.chunk_id != *id {
+            return Err(bad(format!("record holds chunk {}", header.chunk_id.short())));
+        }
+        codec::decode_verified(&header, &record[RECORD_HEADER_LEN..], out).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The verified bytes of chunk `id`, from the decoded-chunk cache or read and inserted.
+    pub fn cached_chunk(&self, id: &ChunkId, location: &Location) -> Result<Arc<[u8]>> {
+        if let Some(bytes) = self.cache.get(id) {
+            return Ok(bytes);
+        }
+        let mut out = Vec::with_capacity(location.raw_len as usize);
+        self.read_chunk(id, location, &mut out)?;
+        let bytes: Arc<[u8]> = out.into();
+        self.cache.insert(*id, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// Rebuilds the index of the store at `root` from its packs alone, under the writer lock, and
+    /// returns the number of packs indexed. The old index is replaced only once the new one is complete.
+    pub fn rebuild_index(root: &Path) -> Result<usize> {
+        read_config(root)?;
+        let _lock = take_writer_lock(root)?;
+        let packs_dir = root.join(PACKS_DIR);
+        remove_unsealed_packs(&packs_dir)?;
+        let path = root.join(INDEX_DIR);
+        let rebuilt = path.with_extension("rebuild");
+        drop(build_index_into(&rebuilt, &packs_dir)?);
+        replace_dir(&rebuilt, &path)?;
+        Ok(Index::open_read_only(&path)?.packs()?.len())
+    }
+
+    /// Sizes of all sealed pack files, by id.
+    pub(crate) fn pack_files(&self) -> Result<Vec<(PackId, u64)>> {
+        list_sealed_packs(self.packs.dir())
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Current time in Unix seconds, as recorded in the registry.
+pub fn now_unix() -> u64 {
+    unix_now()
+}
+
+/// Reads and checks the config of the store at `root` without opening anything else.
+pub fn read_config(root: &Path) -> Result<StoreConfig> {
+    let path = root.join(CONFIG_FILE_NAME);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotAStore(root.to_owned())),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, format!("store config is not JSON: {e}")))?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(CONFIG_FORMAT_TAG) {
+        return Err(Error::corrupt(&path, "not a modelfs store config"));
+    }
+    // Check the version before the rest, so a newer store is reported as newer, not as corrupt.
+    let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    check_version("store", &path, version, STORE_FORMAT_VERSION)?;
+    serde_json::from_value(value).map_err(|e| Error::corrupt(&path, format!("store config: {e}")))
+}
+
+fn take_writer_lock(root: &Path) -> Result<Flock<File>> {
+    let path = root.join(LOCK_FILE);
+    let file = match OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)) => {
+            return Err(Error::ReadOnlyStore(root.to_owned()));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
+        nix::errno::Errno::EWOULDBLOCK => Error::Locked(root.to_owned()),
+        other => Error::io(&path, other.into()),
+    })
+}
+
+fn list_sealed_packs(dir: &Path) -> Result<Vec<(PackId, u64)>> {
+    let mut packs = Vec::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(&format!(".{PACK_EXTENSION}"))) else {
+            continue;
+        };
+        if let Ok(id) = stem.parse::<PackId>() {
+            packs.push((id, entry.metadata().at(entry.path())?.len()));
+        }
+    }
+    packs.sort();
+    Ok(packs)
+}
+
+fn remove_unsealed_packs(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        if entry.file_name().to_str().is_some_and(|n| n.ends_with(UNSEALED_SUFFIX)) {
+            warn!(pack = %entry.path().display(), "removing a pack left unsealed by an interrupted write");
+            std::fs::remove_file(entry.path()).at(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The chunks of a pack: from its table, or by scanning its records if the table is damaged.
+pub(crate) fn pack_entries(dir: &Path, id: &PackId) -> Result<Vec<crate::format::pack::TableEntry>> {
+    let path = pack::pack_path(dir, id);
+    match pack::read_table(&path, id) {
+        Ok(entries) => Ok(entries),
+        Err(Error::Corrupt { reason, .. }) => {
+            warn!(pack = %path.display(), %reason, "pack table unusable; recovering chunks by scanning records");
+            pack::scan_records(&path, id)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn index_unindexed_packs(index: &Index, dir: &Path) -> Result<()> {
+    let known: std::collections::HashSet<PackId> = index.packs()?.into_iter().map(|(id, _)| id).collect();
+    for (id, bytes) in list_sealed_packs(dir)? {
+        if !known.contains(&id) {
+            info!(pack = %id, "indexing a sealed pack the index did not list");
+            index.add_pack(id, bytes, &pack_entries(dir, &id)?)?;
+        }
+    }
+    Ok(())
+}
+
+fn build_index_into(path: &Path, packs_dir: &Path) -> Result<Index> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).at(path)?;
+    }
+    let index = Index::open_writable(path)?;
+    index_unindexed_packs(&index, packs_dir)?;
+    Ok(index)
+}
+
+fn replace_dir(new: &Path, old: &Path) -> Result<()> {
+    let parked = old.with_extension("old");
+    if parked.exists() {
+        std::fs::remove_dir_all(&parked).at(&parked)?;
+    }
+    if old.exists() {
+        std::fs::rename(old, &parked).at(old)?;
+    }
+    std::fs::rename(new, old).at(new)?;
+    fsutil::fsync_dir(old.parent().expect("index has a parent"))?;
+    if parked.exists() {
+        std::fs::remove_dir_all(&parked).at(&parked)?;
+    }
+    Ok(())
+}
+
+fn open_or_rebuild_writable_index(path: &Path, packs_dir: &Path) -> Result<Index> {
+    match Index::open_writable(path) {
+        Ok(index) => Ok(index),
+        Err(e @ Error::NewerFormat { .. }) => Err(e),
+        Err(e) => {
+            warn!(error = %e, "index unusable; rebuilding it from the packs");
+            let rebuilt = path.with_extension("rebuild");
+            drop(build_index_into(&rebuilt, packs_dir)?);
+            replace_dir(&rebuilt, path)?;
+            Index::open_writable(path)
+        }
+    }
+}
+
+/// Per-machine cache directory for a store: `$XDG_CACHE_HOME/modelfs/<store id>`.
+pub fn machine_cache_dir(store_id: &StoreId) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("modelfs").join(store_id.to_hex())
+}
+
+fn open_reader_index(root: &Path, config: &StoreConfig) -> Result<Index> {
+    match Index::open_read_only(&root.join(INDEX_DIR)) {
+        Ok(index) => Ok(index),
+        Err(e @ Error::NewerFormat { .. }) => Err(e),
+        Err(e) => {
+            let cached = machine_cache_dir(&config.store_id).join(INDEX_DIR);
+            warn!(error = %e, cache = %cached.display(), "store index unusable; rebuilding it in the local cache");
+            if let Some(parent) = cached.parent() {
+                std::fs::create_dir_all(parent).at(parent)?;
+            }
+            build_index_into(&cached, &root.join(PACKS_DIR))
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Pack files on disk: appending records while ingesting, sealing, and positioned reads.
+//!
+//! Owns the file I/O of packs: [`PackWriter`] (append-only, `.pack.tmp` until sealed, then fsynced
+//! and renamed to `.pack`), [`PackFiles`] (an fd cache serving `pread`s of records), and the two
+//! ways to list a pack's chunks: [`read_table`] from a sealed pack's footer and [`scan_records`] for a
+//! pack whose footer is missing or damaged. Byte layouts come from `format::pack`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::codec;
+use crate::error::{Error, IoContext, Result};
+use crate::format::pack::{
+    self, PACK_FORMAT_VERSION, PackHeader, RECORD_HEADER_LEN, RecordHeader, TableEntry, Trailer, HEADER_LEN,
+    TRAILER_LEN,
+};
+use crate::id::{PackId, random_bytes};
+use crate::store::fsutil::fsync_dir;
+use crate::store::index::Location;
+
+/// File name extension of a sealed pack.
+pub const PACK_EXTENSION: &str = "pack";
+/// File name suffix of a pack still being written.
+pub const UNSEALED_SUFFIX: &str = ".pack.tmp";
+
+/// Path of the sealed pack `id` inside `dir`.
+pub fn pack_path(dir: &Path, id: &PackId) -> PathBuf {
+    dir.join(format!("{id}.{PACK_EXTENSION}"))
+}
+
+/// A pack being filled by one writer.
+pub struct PackWriter {
+    id: PackId,
+    dir: PathBuf,
+    tmp_path: PathBuf,
+    file: BufWriter<File>,
+    len: u64,
+    entries: Vec<TableEntry>,
+}
+
+/// A pack that is durable under its final name.
+#[derive(Debug)]
+pub struct SealedPack {
+    /// The pack.
+    pub id: PackId,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its chunks.
+    pub entries: Vec<TableEntry>,
+}
+
+impl PackWriter {
+    /// Starts a new pack with a fresh random id in `dir`.
+    pub fn create(dir: &Path) -> Result<PackWriter> {
+        let id = PackId(random_bytes());
+        let tmp_path = dir.join(format!("{id}{UNSEALED_SUFFIX}"));
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp_path).at(&tmp_path)?;
+        let mut file = BufWriter::with_capacity(4 << 20, file);
+        file.write_all(&PackHeader { version: PACK_FORMAT_VERSION, pack_id: id }.encode()).at(&tmp_path)?;
+        Ok(PackWriter { id, dir: dir.to_owned(), tmp_path, file, len: HEADER_LEN as u64, entries: Vec::new() })
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no chunk has been appended.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Appends one chunk's record (`payload` encoded as `header` says) and returns where it landed.
+    pub fn append(&mut self, header: RecordHeader, payload: &[u8]) -> Result<Location> {
+        debug_assert_eq!(payload.len(), header.stored_len as usize);
+        let entry = TableEntry { header, offset: self.len };
+        self.file.write_all(&header.encode()).at(&self.tmp_path)?;
+        self.file.write_all(payload).at(&self.tmp_path)?;
+        self.len += header.record_len();
+        self.entries.push(entry);
+        Ok(Location::of_entry(self.id, &entry))
+    }
+
+    /// Writes the table and trailer, fsyncs, and renames the pack to its final name.
+    pub fn seal(mut self) -> Result<SealedPack> {
+        let table = pack::encode_table(&self.entries);
+        let trailer = Trailer {
+            table_hash: *blake3::hash(&table).as_bytes(),
+            table_offset: self.len,
+            entry_count: self.entries.len() as u64,
+        };
+        self.file.write_all(&table).at(&self.tmp_path)?;
+        self.file.write_all(&trailer.encode()).at(&self.tmp_path)?;
+        let file = self.file.into_inner().map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
+        file.sync_all().at(&self.tmp_path)?;
+        let final_path = pack_path(&self.dir, &self.id);
+        std::fs::rename(&self.tmp_path, &final_path).at(&final_path)?;
+        fsync_dir(&self.dir)?;
+        let bytes = self.len + table.len() as u64 + TRAILER_LEN as u64;
+        Ok(SealedPack { id: self.id, bytes, entries: std::mem::take(&mut self.entries) })
+    }
+
+    /// Deletes the unsealed pack (after a failed ingest).
+    pub fn abandon(self) {
+        let path = self.tmp_path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Reads the table of the sealed pack at `path`, checking magic, version, id and checksum.
+pub fn read_table(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
+    let mut file = File::open(path).at(path)?;
+    let len = file.metadata().at(path)?.len();
+    check_header(&mut file, path, expected)?;
+    if len < (HEADER_LEN + TRAILER_LEN) as u64 {
+        return Err(Error::corrupt(path, "pack is unsealed (no trailer)"));
+    }
+    let mut trailer_bytes = [0u8; TRAILER_LEN];
+    file.read_exact_at(&mut trailer_bytes, len - TRAILER_LEN as u64).at(path)?;
+    let trailer = Trailer::decode(&trailer_bytes)
+        .filter(|t| t.fits(len))
+        .ok_or_else(|| Error::corrupt(path, "pack is unsealed or its trailer is damaged"))?;
+    let mut table = vec![0u8; (len - TRAILER_LEN as u64 - trailer.table_offset) as usize];
+    file.read_exact_at(&mut table, trailer.table_offset).at(path)?;
+    if blake3::hash(&table).as_bytes() != &trailer.table_hash {
+        return Err(Error::corrupt(path, "pack table fails its checksum"));
+    }
+    pack::decode_table(&table).ok_or_else(|| Error::corrupt(path, "pack table has a malformed entry"))
+}
+
+fn check_header(file: &mut File, path: &Path, expected: &PackId) -> Result<()> {
+    let mut bytes = [0u8; HEADER_LEN];
+    file.read_exact(&mut bytes).map_err(|_| Error::corrupt(path, "shorter than a pack header"))?;
+    let header = PackHeader::decode(&bytes).ok_or_else(|| Error::corrupt(path, "not a modelfs pack"))?;
+    crate::format::check_version("pack", path, header.version, PACK_FORMAT_VERSION)?;
+    if header.pack_id != *expected {
+        return Err(Error::corrupt(path, format!("header names pack {}", header.pack_id)));
+    }
+    Ok(())
+}
+
+/// Recovers the chunks of a pack by walking its records from the start, keeping each record whose
+/// bytes decode and hash to its id, and stopping at the first that does not (a torn or damaged tail).
+pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
+    let mut file = File::open(path).at(path)?;
+    let len = file.metadata().at(path)?.len();
+    check_header(&mut file, path, expected)?;
+    file.seek(SeekFrom::Start(HEADER_LEN as u64)).at(path)?;
+    let mut reader = std::io::BufReader::with_capacity(4 << 20, file);
+    let (mut offset, mut entries) = (HEADER_LEN as u64, Vec::new());
+    let (mut payload, mut decoded) = (Vec::new(), Vec::new());
+    let mut header_bytes = [0u8; RECORD_HEADER_LEN];
+    while offset + RECORD_HEADER_LEN as u64 <= len {
+        if reader.read_exact(&mut header_bytes).is_err() {
+            break;
+        }
+        let Some(header) = RecordHeader::decode(&header_bytes) else { break };
+        payload.resize(header.stored_len as usize, 0);
+        if reader.read_exact(&mut payload).is_err() || codec::decode_verified(&header, &payload, &mut decoded).is_err() {
+            break;
+        }
+        entries.push(TableEntry { header, offset });
+        offset += header.record_len();
+    }
+    Ok(entries)
+}
+
+/// Open pack files of a store, shared by all readers.
+pub struct PackFiles {
+    dir: PathBuf,
+    /// Packs opened so far. Read-mostly: a write lock is taken only to insert a newly opened pack.
+    /// Packs are immutable and never renamed once sealed, so a cached fd stays valid even if `gc`
+    /// deletes the file (the open fd keeps its bytes readable until it is dropped).
+    open: RwLock<HashMap<PackId, Arc<File>>>,
+}
+
+impl PackFiles {
+    /// Packs under `dir`.
+    pub fn new(dir: PathBuf) -> PackFiles {
+        PackFiles { dir, open: RwLock::new(HashMap::new()) }
+    }
+
+    /// The packs directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, id: &PackId) -> Result<Arc<File>> {
+        if let Some(file) = self.open.read().expect("pack cache lock poisoned").get(id) {
+            return Ok(file.clone());
+        }
+        let path = pack_path(&self.dir, id);
+        let file = match File::open(&path) {
+            Ok(file) => Arc::new(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::MissingPack(*id)),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let mut open = self.open.write().expect("pack cache lock poisoned");
+        Ok(open.entry(*id).or_insert(file).clone())
+    }
+
+    /// Reads the record at `location` (header and payload) into `buf`, checking that the header agrees
+    /// with the location. Returns the header; the payload is `buf[RECORD_HEADER_LEN..]`.
+    pub fn read_record(&self, location: &Location, buf: &mut Vec<u8>) -> Result<RecordHeader> {
+        let file = self.file(&location.pack)?;
+        buf.resize(RECORD_HEADER_LEN + location.stored_len as usize, 0);
+        let path = || pack_path(&self.dir, &location.pack);
+        match file.read_exact_at(buf, location.offset) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(Error::corrupt(path(), format!("record at {} runs past the end", location.offset)));
+            }
+            Err(e) => return Err(Error::io(path(), e)),
+        }
+        RecordHeader::decode(&buf[..RECORD_HEADER_LEN])
+            .filter(|h| h.stored_len == location.stored_len && h.raw_len == location.raw_len && h.codec == location.codec)
+            .ok_or_else(|| Error::corrupt(path(), format!("record header at {} does not match the index", location.offset)))
+    }
+
+    /// Drops cached fds (after packs were deleted, so their space is released).
+    pub fn forget(&self, id: &PackId) {
+        self.open.write().expect("pack cache lock poisoned").remove(id);
+    }
+}

@@ -1,0 +1,155 @@
+//! The registry as the store uses it: name rules, `NAME[@VERSION][/FILE]` specs, lookups, and the
+//! atomic read-modify-write that commits a change.
+//!
+//! Owns model and version naming and resolution. The JSON layout is `format::registry`; durability
+//! comes from `fsutil::write_atomic` (the rename is the commit point of `add` and `rm`).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::registry::{Layout, ModelEntry, REGISTRY_FORMAT_TAG, REGISTRY_FORMAT_VERSION, Registry, VersionEntry};
+use crate::store::fsutil::write_atomic;
+
+/// File name of the registry inside the store.
+pub const REGISTRY_FILE_NAME: &str = "registry.json";
+
+/// Checks a model or version name: `[A-Za-z0-9._-]+`, not starting with `.`, at most 128 bytes.
+pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid { Ok(()) } else { Err(Error::InvalidName { what, name: name.to_owned() }) }
+}
+
+/// A reference to a model, a version of it, and optionally one of its files: `NAME[@VERSION][/FILE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Model name.
+    pub model: String,
+    /// Version; `None` means the newest.
+    pub version: Option<String>,
+    /// A file inside the model (its path relative to the model root).
+    pub file: Option<String>,
+}
+
+impl FromStr for ModelSpec {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<ModelSpec> {
+        let (head, file) = match spec.split_once('/') {
+            Some((head, file)) if !file.is_empty() => (head, Some(file.to_owned())),
+            Some((head, _)) => (head, None),
+            None => (spec, None),
+        };
+        let (model, version) = match head.split_once('@') {
+            Some((model, version)) => (model, Some(version.to_owned())),
+            None => (head, None),
+        };
+        validate_name("model name", model)?;
+        if let Some(version) = &version {
+            validate_name("version", version)?;
+        }
+        Ok(ModelSpec { model: model.to_owned(), version, file })
+    }
+}
+
+/// Finds a model and one of its versions (the newest if `version` is `None`).
+pub fn resolve<'r>(registry: &'r Registry, model: &str, version: Option<&str>) -> Result<(&'r ModelEntry, &'r VersionEntry)> {
+    let entry = registry.models.get(model).ok_or_else(|| Error::UnknownModel(model.to_owned()))?;
+    let found = match version {
+        None => entry.versions.last(),
+        Some(version) => entry.versions.iter().find(|v| v.version == version),
+    };
+    let version_entry = found.ok_or_else(|| Error::UnknownVersion {
+        model: model.to_owned(),
+        version: version.unwrap_or("(newest)").to_owned(),
+    })?;
+    Ok((entry, version_entry))
+}
+
+/// The next automatic version name: `v{N}` with N one more than the number of versions, skipping taken names.
+pub fn next_version_name(entry: Option<&ModelEntry>) -> String {
+    let versions = entry.map(|e| e.versions.as_slice()).unwrap_or_default();
+    (versions.len() + 1..)
+        .map(|n| format!("v{n}"))
+        .find(|name| !versions.iter().any(|v| &v.version == name))
+        .expect("an unbounded range always has a free name")
+}
+
+/// The name a model version shows at the top of the mount: `NAME.EXT` for a file, `NAME` for a folder.
+pub fn mounted_name(model: &str, version: &VersionEntry) -> String {
+    match (version.layout, version.files.first()) {
+        (Layout::File, Some(file)) => match Path::new(&file.path).extension().and_then(|e| e.to_str()) {
+            Some(ext) => format!("{model}.{ext}"),
+            None => model.to_owned(),
+        },
+        _ => model.to_owned(),
+    }
+}
+
+/// Reads the registry file; a store without one has no models.
+pub fn load(path: &Path) -> Result<Registry> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Registry::default()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let registry: Registry =
+        serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, format!("registry is not valid: {e}")))?;
+    if registry.format != REGISTRY_FORMAT_TAG {
+        return Err(Error::corrupt(path, "not a modelfs registry"));
+    }
+    crate::format::check_version("registry", path, registry.version, REGISTRY_FORMAT_VERSION)?;
+    Ok(registry)
+}
+
+/// Writes the registry atomically, bumping its generation.
+pub fn save(path: &Path, registry: &mut Registry) -> Result<()> {
+    registry.generation += 1;
+    registry.version = REGISTRY_FORMAT_VERSION;
+    let bytes = serde_json::to_vec_pretty(registry).map_err(std::io::Error::other).at(path)?;
+    write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["llama-7b", "Qwen2.5_0.5B", "v1", "a"] {
+            validate_name("model name", good).unwrap();
+        }
+        for bad in ["", ".hidden", "a/b", "a b", "ü", "x@y", &"x".repeat(129)] {
+            assert!(validate_name("model name", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn specs_parse() {
+        let spec: ModelSpec = "minilm@v2/onnx/model.onnx".parse().unwrap();
+        assert_eq!(spec.model, "minilm");
+        assert_eq!(spec.version.as_deref(), Some("v2"));
+        assert_eq!(spec.file.as_deref(), Some("onnx/model.onnx"));
+        let spec: ModelSpec = "llama".parse().unwrap();
+        assert_eq!((spec.version, spec.file), (None, None));
+        assert!("bad name@v1".parse::<ModelSpec>().is_err());
+        assert!("llama@".parse::<ModelSpec>().is_err());
+    }
+
+    #[test]
+    fn automatic_versions_skip_taken_names() {
+        assert_eq!(next_version_name(None), "v1");
+        let taken = |names: &[&str]| ModelEntry {
+            versions: names
+                .iter()
+                .map(|n| VersionEntry { version: n.to_string(), added_unix: 0, layout: Layout::Dir, files: vec![] })
+                .collect(),
+        };
+        assert_eq!(next_version_name(Some(&taken(&["v1"]))), "v2");
+        assert_eq!(next_version_name(Some(&taken(&["v2", "x"]))), "v3");
+        assert_eq!(next_version_name(Some(&taken(&["v3", "x"]))), "v4");
+    }
+}

@@ -1,0 +1,31 @@
+//! Helpers for unit tests: seeded pseudo-random bytes and temporary stores.
+
+use std::path::Path;
+
+use crate::store::{Access, InitOptions, Store};
+
+/// `len` deterministic pseudo-random bytes for `seed` (splitmix64).
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A new writable store in `dir` with small chunks and packs, so tests exercise many of each.
+pub fn small_store(dir: &Path) -> Store {
+    let options = InitOptions {
+        chunking: crate::format::config::ChunkingParams { min_size: 1024, avg_size: 4096, max_size: 16384 },
+        pack_target_bytes: 256 << 10,
+        ..InitOptions::default()
+    };
+    Store::init(dir, options).unwrap();
+    Store::open(dir, Access::Write).unwrap()
+}
