@@ -97,6 +97,12 @@ pub enum DecodeError {
     HashMismatch(ChunkId),
 }
 
+thread_local! {
+    /// One zstd decoding context per reading thread, created on first use.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decodes `payload` as described by `header` into `out` (cleared first) and checks it hashes to the
 /// chunk id. On error `out` holds no usable bytes.
 pub fn decode_verified(header: &RecordHeader, payload: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
@@ -105,10 +111,15 @@ pub fn decode_verified(header: &RecordHeader, payload: &[u8], out: &mut Vec<u8>)
         Codec::Raw => out.extend_from_slice(payload),
         Codec::Zstd => {
             out.reserve(header.raw_len as usize);
-            zstd::bulk::decompress_to_buffer(payload, out).map_err(|e| {
-                out.clear();
-                DecodeError::Zstd(e.to_string())
-            })?;
+            DECOMPRESSOR
+                .with_borrow_mut(|decompressor| match decompressor {
+                    Some(d) => d.decompress_to_buffer(payload, out),
+                    None => decompressor.insert(zstd::bulk::Decompressor::new()?).decompress_to_buffer(payload, out),
+                })
+                .map_err(|e| {
+                    out.clear();
+                    DecodeError::Zstd(e.to_string())
+                })?;
         }
     }
     verify(header, out)

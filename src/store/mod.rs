@@ -493,3 +493,91 @@ fn open_reader_index(root: &Path, config: &StoreConfig) -> Result<Index> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{AddRequest, add};
+    use crate::progress::Silent;
+    use crate::store::file::OpenFile;
+    use crate::testutil::{random_bytes, small_store};
+
+    fn read_all(store: &Store, model: &str) -> Vec<u8> {
+        let registry = store.registry().unwrap();
+        let (_, version) = registry::resolve(&registry, model, None).unwrap();
+        let file = OpenFile::new(model.into(), store.manifest(&version.files[0].manifest).unwrap());
+        let mut out = vec![0u8; file.size() as usize];
+        file.read_at(store, 0, &mut out).unwrap();
+        out
+    }
+
+    fn store_with_model(dir: &Path, bytes: &[u8]) -> PathBuf {
+        let root = dir.join("store");
+        let store = small_store(&root);
+        std::fs::write(dir.join("m.bin"), bytes).unwrap();
+        add(&store, &AddRequest { model: "m".into(), version: None, source: dir.join("m.bin") }, &Silent).unwrap();
+        root
+    }
+
+    #[test]
+    fn index_rebuilds_from_packs_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = random_bytes(1, 2_000_000);
+        let root = store_with_model(dir.path(), &bytes);
+        let packs_before = Store::open(&root, Access::Read).unwrap().index().packs().unwrap().len();
+        assert!(packs_before > 1, "the test wants several packs");
+        std::fs::remove_dir_all(root.join(INDEX_DIR)).unwrap();
+        assert_eq!(Store::rebuild_index(&root).unwrap(), packs_before);
+        assert_eq!(read_all(&Store::open(&root, Access::Read).unwrap(), "m"), bytes);
+    }
+
+    #[test]
+    fn readers_of_a_store_without_index_rebuild_one_in_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = random_bytes(2, 300_000);
+        let root = store_with_model(dir.path(), &bytes);
+        std::fs::remove_dir_all(root.join(INDEX_DIR)).unwrap();
+        // SAFETY of the test: XDG_CACHE_HOME is only read by this process's store code.
+        unsafe { std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache")) };
+        let store = Store::open(&root, Access::Read).unwrap();
+        assert_eq!(read_all(&store, "m"), bytes);
+        assert!(!root.join(INDEX_DIR).exists(), "a reader must not write to the store");
+    }
+
+    #[test]
+    fn writers_clean_up_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = random_bytes(3, 500_000);
+        let root = store_with_model(dir.path(), &bytes);
+        // A writer died mid-pack, and another after sealing a pack but before indexing it.
+        let torn = root.join(PACKS_DIR).join(format!("{}{UNSEALED_SUFFIX}", PackId([5; 16])));
+        std::fs::write(&torn, b"MFSPACK\0partial").unwrap();
+        let orphan_bytes = random_bytes(4, 100_000);
+        let orphan = {
+            let mut writer = pack::PackWriter::create(&root.join(PACKS_DIR)).unwrap();
+            let id = ChunkId::of(&orphan_bytes);
+            let chunk = crate::codec::Encoder::new(DEFAULT_COMPRESSION).unwrap().encode(id, &orphan_bytes);
+            writer.append(chunk.header(), chunk.payload(&orphan_bytes)).unwrap();
+            (writer.seal().unwrap().id, id)
+        };
+        let store = Store::open(&root, Access::Write).unwrap();
+        assert!(!torn.exists());
+        assert_eq!(store.locate(&[orphan.1]).unwrap()[0].map(|l| l.pack), Some(orphan.0));
+        assert_eq!(read_all(&store, "m"), bytes);
+    }
+
+    #[test]
+    fn one_writer_at_a_time_and_newer_formats_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = store_with_model(dir.path(), b"abc");
+        let _writer = Store::open(&root, Access::Write).unwrap();
+        assert!(matches!(Store::open(&root, Access::Write), Err(Error::Locked(_))));
+        assert!(Store::open(&root, Access::Read).is_ok(), "readers never wait for the writer");
+
+        let config_path = root.join(CONFIG_FILE_NAME);
+        let text = std::fs::read_to_string(&config_path).unwrap().replace("\"version\": 1", "\"version\": 99");
+        std::fs::write(&config_path, text).unwrap();
+        let err = Store::open(&root, Access::Read).err().unwrap();
+        assert!(matches!(err, Error::NewerFormat { found: 99, .. }), "{err}");
+    }
+}
