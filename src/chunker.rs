@@ -11,7 +11,7 @@ use crate::format::config::ChunkingParams;
 
 /// Default chunking parameters for new stores; docs/BENCHMARKS.md has the measurement behind them.
 pub const DEFAULT_CHUNKING: ChunkingParams =
-    ChunkingParams { min_size: 64 << 10, avg_size: 256 << 10, max_size: 1 << 20 };
+    ChunkingParams { min_size: 16 << 10, avg_size: 64 << 10, max_size: 256 << 10 };
 
 /// Splits byte slices into content-defined chunks.
 #[derive(Debug, Clone, Copy)]

@@ -87,6 +87,7 @@ pub struct PackRow {
 pub struct Index {
     db: DB,
     path: PathBuf,
+    writable: bool,
 }
 
 impl Index {
@@ -97,7 +98,7 @@ impl Index {
         opts.create_missing_column_families(true);
         let cfs = [CF_CHUNKS, CF_PACKS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, Self::options()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| index_error(path, e))?;
-        let index = Index { db, path: path.to_owned() };
+        let index = Index { db, path: path.to_owned(), writable: true };
         match index.stored_version()? {
             None => index.put_meta(VERSION_KEY, &INDEX_FORMAT_VERSION.to_le_bytes())?,
             Some(found) => crate::format::check_version("index", path, found, INDEX_FORMAT_VERSION)?,
@@ -112,7 +113,7 @@ impl Index {
         }
         let db = DB::open_cf_for_read_only(&Self::options(), path, [CF_CHUNKS, CF_PACKS, CF_META], false)
             .map_err(|e| index_error(path, e))?;
-        let index = Index { db, path: path.to_owned() };
+        let index = Index { db, path: path.to_owned(), writable: false };
         match index.stored_version()? {
             Some(found) => crate::format::check_version("index", path, found, INDEX_FORMAT_VERSION)?,
             None => return Err(Error::Index { path: path.to_owned(), reason: "no version record".into() }),
@@ -128,6 +129,11 @@ impl Index {
         opts.set_max_log_file_size(1 << 20);
         opts.set_paranoid_checks(true);
         opts
+    }
+
+    /// Whether this handle may write.
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
     /// Where the index lives.

@@ -105,6 +105,9 @@ pub struct Store {
     /// The index; behind a lock so a reader can swap in a freshly opened snapshot when the writer
     /// moved chunks (`gc`) after this process opened it.
     index: RwLock<Arc<Index>>,
+    /// Whether a reader's index is its own copy in the per-machine cache (the store's own index
+    /// was unusable); such a copy is kept current by indexing new packs, not by reopening.
+    index_in_cache: bool,
     packs: PackFiles,
     cache: ChunkCache,
     /// Held for the life of a writable store; `None` for readers.
@@ -149,21 +152,25 @@ impl Store {
     pub fn open(root: &Path, access: Access) -> Result<Store> {
         let config = read_config(root)?;
         let packs_dir = root.join(PACKS_DIR);
-        let (index, writer_lock) = match access {
+        let (index, index_in_cache, writer_lock) = match access {
             Access::Write => {
                 let lock = take_writer_lock(root)?;
                 remove_unsealed_packs(&packs_dir)?;
                 let index = open_or_rebuild_writable_index(&root.join(INDEX_DIR), &packs_dir)?;
                 index_unindexed_packs(&index, &packs_dir)?;
-                (index, Some(lock))
+                (index, false, Some(lock))
             }
-            Access::Read => (open_reader_index(root, &config)?, None),
+            Access::Read => {
+                let (index, in_cache) = open_reader_index(root, &config)?;
+                (index, in_cache, None)
+            }
         };
         Ok(Store {
             root: root.to_owned(),
             config,
             access,
             index: RwLock::new(Arc::new(index)),
+            index_in_cache,
             packs: PackFiles::new(packs_dir),
             cache: ChunkCache::new(DEFAULT_CACHE_BYTES),
             _writer_lock: writer_lock,
@@ -285,7 +292,14 @@ impl Store {
         if self.access == Access::Write {
             return Ok(());
         }
-        let fresh = open_reader_index(&self.root, &self.config)?;
+        if self.index_in_cache {
+            let index = self.index();
+            return match index.is_writable() {
+                true => sync_index_with_packs(&index, self.packs.dir()),
+                false => Ok(()),
+            };
+        }
+        let (fresh, _) = open_reader_index(&self.root, &self.config)?;
         *self.index.write().expect("index lock poisoned") = Arc::new(fresh);
         Ok(())
     }
@@ -430,6 +444,18 @@ fn index_unindexed_packs(index: &Index, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Brings a reader's private index up to date: packs sealed since are indexed, rows of packs that
+/// are gone (collected by `gc`) are dropped. Chunks a `gc` moved are re-pointed by their new pack.
+fn sync_index_with_packs(index: &Index, dir: &Path) -> Result<()> {
+    let on_disk: std::collections::HashSet<PackId> = list_sealed_packs(dir)?.into_iter().map(|(id, _)| id).collect();
+    for (pack, _) in index.packs()? {
+        if !on_disk.contains(&pack) {
+            index.remove_pack(pack, &[])?;
+        }
+    }
+    index_unindexed_packs(index, dir)
+}
+
 fn build_index_into(path: &Path, packs_dir: &Path) -> Result<Index> {
     if path.exists() {
         std::fs::remove_dir_all(path).at(path)?;
@@ -479,18 +505,28 @@ pub fn machine_cache_dir(store_id: &StoreId) -> PathBuf {
     base.join("modelfs").join(store_id.to_hex())
 }
 
-fn open_reader_index(root: &Path, config: &StoreConfig) -> Result<Index> {
-    match Index::open_read_only(&root.join(INDEX_DIR)) {
-        Ok(index) => Ok(index),
-        Err(e @ Error::NewerFormat { .. }) => Err(e),
-        Err(e) => {
-            let cached = machine_cache_dir(&config.store_id).join(INDEX_DIR);
-            warn!(error = %e, cache = %cached.display(), "store index unusable; rebuilding it in the local cache");
-            if let Some(parent) = cached.parent() {
-                std::fs::create_dir_all(parent).at(parent)?;
-            }
-            build_index_into(&cached, &root.join(PACKS_DIR))
+/// Opens the index a reader uses: the store's own, or (if that is unusable) a private copy in the
+/// per-machine cache, built or brought up to date from the packs. Returns whether it is the copy.
+fn open_reader_index(root: &Path, config: &StoreConfig) -> Result<(Index, bool)> {
+    let e = match Index::open_read_only(&root.join(INDEX_DIR)) {
+        Ok(index) => return Ok((index, false)),
+        Err(e @ Error::NewerFormat { .. }) => return Err(e),
+        Err(e) => e,
+    };
+    let cached = machine_cache_dir(&config.store_id).join(INDEX_DIR);
+    warn!(error = %e, cache = %cached.display(), "store index unusable; using a copy in the local cache");
+    if let Some(parent) = cached.parent() {
+        std::fs::create_dir_all(parent).at(parent)?;
+    }
+    let packs_dir = root.join(PACKS_DIR);
+    match Index::open_writable(&cached) {
+        Ok(index) => {
+            sync_index_with_packs(&index, &packs_dir)?;
+            Ok((index, true))
         }
+        // Another process of this machine keeps the copy current; read its latest state.
+        Err(_) if cached.join("CURRENT").exists() => Ok((Index::open_read_only(&cached)?, true)),
+        Err(_) => Ok((build_index_into(&cached, &packs_dir)?, true)),
     }
 }
 

@@ -1,0 +1,131 @@
+//! Interrupted and failed writes: `kill -9` during `add` and `gc`, a full disk, and `gc` under a
+//! running mount.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{MODELFS, TestStore, random_bytes, sh};
+
+fn stats(store: &TestStore) -> serde_json::Value {
+    serde_json::from_str(&store.ok(&["stats", "--json"])).unwrap()
+}
+
+#[test]
+fn kill_9_during_add_leaves_earlier_models_intact_and_the_add_invisible() {
+    let store = TestStore::uninitialised();
+    store.ok(&["init", "--avg-chunk-kib", "16", "--pack-size-mib", "4"]);
+    let earlier = random_bytes(1, 3_000_000);
+    store.ok(&["add", "earlier", store.file("earlier.gguf", &earlier).to_str().unwrap()]);
+    let big = store.file("big.gguf", &random_bytes(2, 120_000_000));
+
+    for delay_ms in [5, 40, 150, 400, 900] {
+        let mut child = Command::new(MODELFS)
+            .arg("--store")
+            .arg(&store.store)
+            .args(["add", "big"])
+            .arg(&big)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
+        let status = child.wait().unwrap();
+        if status.success() {
+            // The add won the race; take it out again so the next round starts from the same state.
+            store.ok(&["rm", "big"]);
+            continue;
+        }
+        let verify = store.ok(&["verify"]);
+        assert!(verify.contains("all good"), "after kill at {delay_ms} ms: {verify}");
+        assert!(store.run(&["cat", "earlier"]).stdout == earlier, "after kill at {delay_ms} ms");
+        let listing = store.ok(&["ls"]);
+        assert!(!listing.contains("big"), "half-added model visible after kill at {delay_ms} ms:\n{listing}");
+    }
+    store.ok(&["add", "big", big.to_str().unwrap()]);
+    store.ok(&["verify"]);
+    let unsealed = sh(&format!("ls {}/packs | grep -c tmp || true", store.store.display()));
+    assert_eq!(unsealed.trim(), "0", "no unsealed pack left behind");
+}
+
+#[test]
+fn a_full_disk_during_add_leaves_the_store_as_it_was() {
+    let store = TestStore::uninitialised();
+    let small_fs = store.path("small-fs");
+    std::fs::create_dir(&small_fs).unwrap();
+    sh(&format!("mount -t tmpfs -o size=48m modelfs-test {}", small_fs.display()));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(small_fs.clone());
+    let on_small = TestStore { dir: tempfile::tempdir().unwrap(), store: small_fs.join("store") };
+    on_small.ok(&["init", "--avg-chunk-kib", "16", "--pack-size-mib", "8"]);
+    let earlier = random_bytes(3, 5_000_000);
+    on_small.ok(&["add", "earlier", store.file("earlier.gguf", &earlier).to_str().unwrap()]);
+    let before = stats(&on_small);
+
+    let too_big = store.file("too-big.gguf", &random_bytes(4, 80_000_000));
+    let line = on_small.fails(&["add", "huge", too_big.to_str().unwrap()]);
+    assert!(line.contains("no space left") && line.contains("the store is unchanged"), "{line}");
+    assert_eq!(stats(&on_small), before, "the failed add left pack bytes behind");
+    assert!(on_small.ok(&["verify"]).contains("all good"));
+    assert!(on_small.run(&["cat", "earlier"]).stdout == earlier);
+    assert!(!on_small.ok(&["ls"]).contains("huge"));
+    on_small.ok(&["add", "small", store.file("small.gguf", &random_bytes(5, 1_000_000)).to_str().unwrap()]);
+}
+
+/// Adds a folder model `drop` holding `keep` and `drop_len` other bytes (one add writes one pack),
+/// then `keep` alone as the model `keep`, whose chunks are therefore all in `drop`'s pack.
+fn add_sharing_one_pack(store: &TestStore, keep: &[u8], drop_len: usize) {
+    store.file("both/keep.gguf", keep);
+    store.file("both/other.gguf", &random_bytes(99, drop_len));
+    store.ok(&["add", "drop", store.path("both").to_str().unwrap()]);
+    let out = store.ok(&["add", "keep", store.file("keep.gguf", keep).to_str().unwrap()]);
+    assert!(out.contains("new: 0 B"), "{out}");
+}
+
+#[test]
+fn gc_reclaims_space_without_breaking_a_running_mount() {
+    let store = TestStore::new();
+    let keep = random_bytes(6, 6_000_000);
+    add_sharing_one_pack(&store, &keep, 20_000_000);
+    let before = stats(&store)["stored_bytes"].as_u64().unwrap();
+
+    let mount = store.mount();
+    let file = std::fs::File::open(mount.join("keep.gguf")).unwrap();
+    let mut head = vec![0u8; 1_000_000];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).unwrap();
+    assert!(head == keep[..1_000_000]);
+
+    store.ok(&["rm", "drop"]);
+    let gc = store.ok(&["gc"]);
+    assert!(gc.contains("1 rewritten"), "the shared pack is rewritten: {gc}");
+    let after = stats(&store)["stored_bytes"].as_u64().unwrap();
+    assert!(after < before / 2, "gc freed too little: {before} -> {after}");
+
+    // The open file keeps reading, and so does a fresh open of a file the mount had not touched.
+    let mut rest = vec![0u8; keep.len() - 1_000_000];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut rest, 1_000_000).unwrap();
+    assert!(rest == keep[1_000_000..]);
+    assert!(std::fs::read(mount.join(".versions/keep/v1/keep.gguf")).unwrap() == keep);
+    drop(file);
+    drop(mount);
+    let fresh = store.mount();
+    assert!(std::fs::read(fresh.join("keep.gguf")).unwrap() == keep);
+    store.ok(&["verify"]);
+}
+
+#[test]
+fn a_mount_finds_chunks_that_gc_moved_before_it_read_them() {
+    let store = TestStore::new();
+    let keep = random_bytes(8, 3_000_000);
+    add_sharing_one_pack(&store, &keep, 12_000_000);
+    let mount = store.mount();
+    store.ok(&["rm", "drop"]);
+    assert!(store.ok(&["gc"]).contains("1 rewritten"));
+    // The mount looked nothing up before gc moved the chunks; it must find them at their new place.
+    assert!(std::fs::read(mount.join("keep.gguf")).unwrap() == keep);
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real `modelfs` binary, a real RocksDB index and real FUSE mounts read
+//! through the kernel. Run as root with /dev/fuse (as CI does); see README.md.
+
+mod cli;
+mod crash;
+mod integrity;
+mod mount;
+mod util;

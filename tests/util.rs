@@ -1,0 +1,161 @@
+//! Shared helpers: a temporary store driven through the real binary, a real FUSE mount of it,
+//! and generated model files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub const MODELFS: &str = env!("CARGO_BIN_EXE_modelfs");
+/// The corpus generator.
+pub const CORPUS: &str = env!("CARGO_BIN_EXE_modelfs-corpus");
+
+/// A store in a temporary directory, plus scratch space for inputs and mountpoints.
+pub struct TestStore {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+}
+
+impl TestStore {
+    /// A new, initialised store with small chunks (so small files still have many).
+    pub fn new() -> TestStore {
+        let store = TestStore::uninitialised();
+        store.ok(&["init", "--avg-chunk-kib", "16"]);
+        store
+    }
+
+    /// A temporary directory where a store would be, not yet created.
+    pub fn uninitialised() -> TestStore {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = dir.path().join("store");
+        TestStore { dir, store }
+    }
+
+    /// A path inside the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `modelfs --store STORE ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(MODELFS)
+            .arg("--store")
+            .arg(&self.store)
+            .args(args)
+            .env_remove("MODELFS_STORE")
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .output()
+            .expect("run modelfs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "modelfs {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs a command that must fail with a one-line error; returns that line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "modelfs {args:?} should have failed");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("modelfs: ")).collect();
+        assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
+        lines[0].to_owned()
+    }
+
+    /// Writes `bytes` to a scratch file and returns its path.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Mounts the store (daemon mode) at a fresh scratch directory.
+    pub fn mount(&self) -> Mount {
+        self.mount_store(&self.store)
+    }
+
+    /// Mounts the store at `store` (which may differ from this store's path, e.g. a bind mount).
+    pub fn mount_store(&self, store: &Path) -> Mount {
+        let mountpoint = tempfile::tempdir_in(self.dir.path()).unwrap().keep();
+        let log = self.path(&format!("mount-{}.log", mountpoint.file_name().unwrap().to_string_lossy()));
+        let out = Command::new(MODELFS)
+            .arg("--store")
+            .arg(store)
+            .args(["mount", "--daemon", "--log"])
+            .arg(&log)
+            .arg(&mountpoint)
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount failed: {}", String::from_utf8_lossy(&out.stderr));
+        Mount { path: mountpoint, log }
+    }
+}
+
+/// A live FUSE mount, unmounted on drop.
+pub struct Mount {
+    pub path: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Mount {
+    /// A path inside the mount.
+    pub fn join(&self, relative: &str) -> PathBuf {
+        self.path.join(relative)
+    }
+
+    /// What the mount daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let out = Command::new(MODELFS).arg("umount").arg(&self.path).output();
+        if !out.is_ok_and(|o| o.status.success()) {
+            // Lazy unmount so a failing test cannot leave a busy mount behind.
+            let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// `len` deterministic pseudo-random bytes for `seed`.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed ^ 0x5851_F42D_4C95_7F2D;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        out.extend_from_slice(&(state ^ (state >> 29)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes a generated GGUF model (`base` or `finetune`) at `scale` into `path`.
+pub fn corpus(kind: &str, path: &Path, scale: f64) {
+    let out = Command::new(CORPUS).arg(kind).arg(path).args(["--scale", &scale.to_string()]).output().unwrap();
+    assert!(out.status.success(), "corpus generator failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Runs a shell command that must succeed; returns its stdout.
+pub fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{script}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
