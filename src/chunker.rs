@@ -10,8 +10,11 @@ use std::ops::Range;
 use crate::format::config::ChunkingParams;
 
 /// Default chunking parameters for new stores; docs/BENCHMARKS.md has the measurement behind them.
-pub const DEFAULT_CHUNKING: ChunkingParams =
-    ChunkingParams { min_size: 16 << 10, avg_size: 64 << 10, max_size: 256 << 10 };
+pub const DEFAULT_CHUNKING: ChunkingParams = ChunkingParams {
+    min_size: 16 << 10,
+    avg_size: 64 << 10,
+    max_size: 256 << 10,
+};
 
 /// Splits byte slices into content-defined chunks.
 #[derive(Debug, Clone, Copy)]
@@ -27,14 +30,23 @@ impl Chunker {
 
     /// Checks that the parameters are within what FastCDC accepts.
     pub fn validate(params: &ChunkingParams) -> Result<(), String> {
-        use fastcdc::v2020::{AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN};
-        let (min, avg, max) = (params.min_size as usize, params.avg_size as usize, params.max_size as usize);
-        if !(MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
-            || !(AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
-            || !(MAXIMUM_MIN..=MAXIMUM_MAX).contains(&max)
-            || !(min <= avg && avg <= max)
-        {
-            return Err(format!("chunk sizes min {min}, avg {avg}, max {max} are out of range"));
+        use fastcdc::v2020::{
+            AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN,
+        };
+        let (min, avg, max) = (
+            params.min_size as usize,
+            params.avg_size as usize,
+            params.max_size as usize,
+        );
+        let in_range = (MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
+            && (AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
+            && (MAXIMUM_MIN..=MAXIMUM_MAX).contains(&max)
+            && min <= avg
+            && avg <= max;
+        if !in_range {
+            return Err(format!(
+                "chunk sizes min {min}, avg {avg}, max {max} are out of range"
+            ));
         }
         Ok(())
     }
@@ -47,8 +59,13 @@ impl Chunker {
     /// The chunk spans of `data`, in order, covering it exactly. Empty data has no chunks.
     pub fn spans<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
         let p = self.params;
-        fastcdc::v2020::FastCDC::new(data, p.min_size as usize, p.avg_size as usize, p.max_size as usize)
-            .map(|chunk| chunk.offset..chunk.offset + chunk.length)
+        fastcdc::v2020::FastCDC::new(
+            data,
+            p.min_size as usize,
+            p.avg_size as usize,
+            p.max_size as usize,
+        )
+        .map(|chunk| chunk.offset..chunk.offset + chunk.length)
     }
 }
 
@@ -58,7 +75,11 @@ mod tests {
     use crate::testutil::random_bytes;
     use proptest::prelude::*;
 
-    const SMALL: ChunkingParams = ChunkingParams { min_size: 256, avg_size: 1024, max_size: 4096 };
+    const SMALL: ChunkingParams = ChunkingParams {
+        min_size: 256,
+        avg_size: 1024,
+        max_size: 4096,
+    };
 
     proptest! {
         #[test]
@@ -95,6 +116,13 @@ mod tests {
     #[test]
     fn default_parameters_are_valid() {
         Chunker::validate(&DEFAULT_CHUNKING).unwrap();
-        assert!(Chunker::validate(&ChunkingParams { min_size: 10, avg_size: 5, max_size: 1 }).is_err());
+        assert!(
+            Chunker::validate(&ChunkingParams {
+                min_size: 10,
+                avg_size: 5,
+                max_size: 1
+            })
+            .is_err()
+        );
     }
 }

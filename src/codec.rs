@@ -58,7 +58,10 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder applying `params`.
     pub fn new(params: CompressionParams) -> std::io::Result<Encoder> {
-        Ok(Encoder { compressor: zstd::bulk::Compressor::new(params.zstd_level)?, params })
+        Ok(Encoder {
+            compressor: zstd::bulk::Compressor::new(params.zstd_level)?,
+            params,
+        })
     }
 
     /// Picks the codec of chunk `id` with bytes `raw`: zstd only if it saves at least the configured share.
@@ -74,7 +77,12 @@ impl Encoder {
                 Codec::Raw
             }
         };
-        EncodedChunk { id, codec, raw_len, compressed }
+        EncodedChunk {
+            id,
+            codec,
+            raw_len,
+            compressed,
+        }
     }
 }
 
@@ -105,7 +113,11 @@ thread_local! {
 
 /// Decodes `payload` as described by `header` into `out` (cleared first) and checks it hashes to the
 /// chunk id. On error `out` holds no usable bytes.
-pub fn decode_verified(header: &RecordHeader, payload: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+pub fn decode_verified(
+    header: &RecordHeader,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     out.clear();
     match header.codec {
         Codec::Raw => out.extend_from_slice(payload),
@@ -114,7 +126,9 @@ pub fn decode_verified(header: &RecordHeader, payload: &[u8], out: &mut Vec<u8>)
             DECOMPRESSOR
                 .with_borrow_mut(|decompressor| match decompressor {
                     Some(d) => d.decompress_to_buffer(payload, out),
-                    None => decompressor.insert(zstd::bulk::Decompressor::new()?).decompress_to_buffer(payload, out),
+                    None => decompressor
+                        .insert(zstd::bulk::Decompressor::new()?)
+                        .decompress_to_buffer(payload, out),
                 })
                 .map_err(|e| {
                     out.clear();
@@ -128,7 +142,10 @@ pub fn decode_verified(header: &RecordHeader, payload: &[u8], out: &mut Vec<u8>)
 /// Checks decoded bytes against the header's length and id.
 pub fn verify(header: &RecordHeader, raw: &[u8]) -> Result<(), DecodeError> {
     if raw.len() != header.raw_len as usize {
-        return Err(DecodeError::Length { got: raw.len(), expected: header.raw_len });
+        return Err(DecodeError::Length {
+            got: raw.len(),
+            expected: header.raw_len,
+        });
     }
     let actual = ChunkId::of(raw);
     if actual != header.chunk_id {
@@ -142,12 +159,17 @@ mod tests {
     use super::*;
     use crate::testutil::random_bytes;
 
-    const PARAMS: CompressionParams = CompressionParams { zstd_level: 1, min_saving_percent: 5 };
+    const PARAMS: CompressionParams = CompressionParams {
+        zstd_level: 1,
+        min_saving_percent: 5,
+    };
 
     #[test]
     fn compressible_chunks_are_compressed_and_round_trip() {
         let raw = b"model weights ".repeat(1000);
-        let chunk = Encoder::new(PARAMS).unwrap().encode(ChunkId::of(&raw), &raw);
+        let chunk = Encoder::new(PARAMS)
+            .unwrap()
+            .encode(ChunkId::of(&raw), &raw);
         assert_eq!(chunk.codec, Codec::Zstd);
         assert!(chunk.stored_len() < raw.len() as u32 / 10);
         let mut out = Vec::new();
@@ -158,7 +180,9 @@ mod tests {
     #[test]
     fn incompressible_chunks_are_stored_raw() {
         let raw = random_bytes(3, 100_000);
-        let chunk = Encoder::new(PARAMS).unwrap().encode(ChunkId::of(&raw), &raw);
+        let chunk = Encoder::new(PARAMS)
+            .unwrap()
+            .encode(ChunkId::of(&raw), &raw);
         assert_eq!(chunk.codec, Codec::Raw);
         assert_eq!(chunk.payload(&raw), &raw[..]);
     }
@@ -166,14 +190,18 @@ mod tests {
     #[test]
     fn damage_is_detected() {
         let raw = b"abc".repeat(5000);
-        let chunk = Encoder::new(PARAMS).unwrap().encode(ChunkId::of(&raw), &raw);
+        let chunk = Encoder::new(PARAMS)
+            .unwrap()
+            .encode(ChunkId::of(&raw), &raw);
         let mut payload = chunk.payload(&raw).to_vec();
         let mid = payload.len() / 2;
         payload[mid] ^= 1;
         let mut out = Vec::new();
         assert!(decode_verified(&chunk.header(), &payload, &mut out).is_err());
 
-        let raw_chunk = Encoder::new(PARAMS).unwrap().encode(ChunkId::of(&random_bytes(1, 5000)), &random_bytes(1, 5000));
+        let raw_chunk = Encoder::new(PARAMS)
+            .unwrap()
+            .encode(ChunkId::of(&random_bytes(1, 5000)), &random_bytes(1, 5000));
         let mut damaged = random_bytes(1, 5000);
         damaged[10] ^= 1;
         assert!(matches!(

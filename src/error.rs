@@ -25,7 +25,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The disk holding the store filled up during a write.
-    #[error("no space left on the device holding {path}; free some space and retry (the store is unchanged)")]
+    #[error(
+        "no space left on the device holding {path}; free some space and retry (the store is unchanged)"
+    )]
     DiskFull {
         /// The file being written when space ran out.
         path: PathBuf,
@@ -34,7 +36,9 @@ pub enum Error {
     #[error("no modelfs store at {0}; create one with `modelfs init` (or pass --store DIR)")]
     NotAStore(PathBuf),
     /// The store was written by a newer modelfs.
-    #[error("{what} at {path} has format version {found}, this modelfs reads up to version {supported}; upgrade modelfs")]
+    #[error(
+        "{what} at {path} has format version {found}, this modelfs reads up to version {supported}; upgrade modelfs"
+    )]
     NewerFormat {
         /// Which structure (store, pack, manifest, registry).
         what: &'static str,
@@ -66,7 +70,9 @@ pub enum Error {
         reason: String,
     },
     /// A chunk referenced by a manifest is in no pack.
-    #[error("chunk {0} is missing from the store; run `modelfs index rebuild`, then `modelfs verify`")]
+    #[error(
+        "chunk {0} is missing from the store; run `modelfs index rebuild`, then `modelfs verify`"
+    )]
     MissingChunk(ChunkId),
     /// A manifest referenced by the registry is missing.
     #[error("manifest {0} is missing from the store")]
@@ -83,7 +89,9 @@ pub enum Error {
         reason: String,
     },
     /// A model or version name is not allowed.
-    #[error("invalid {what} {name:?}: use only letters, digits, '.', '_' and '-' (not starting with '.')")]
+    #[error(
+        "invalid {what} {name:?}: use only letters, digits, '.', '_' and '-' (not starting with '.')"
+    )]
     InvalidName {
         /// "model name" or "version".
         what: &'static str,
@@ -162,7 +170,9 @@ impl Error {
     /// Wraps an I/O error with the path it concerns, recognising a full disk.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         let path = path.into();
-        if source.raw_os_error() == Some(libc::ENOSPC) || source.raw_os_error() == Some(libc::EDQUOT) {
+        if source.raw_os_error() == Some(libc::ENOSPC)
+            || source.raw_os_error() == Some(libc::EDQUOT)
+        {
             Error::DiskFull { path }
         } else {
             Error::Io { path, source }
@@ -171,7 +181,10 @@ impl Error {
 
     /// Builds a [`Error::Corrupt`] for `path`.
     pub fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Error {
-        Error::Corrupt { path: path.into(), reason: reason.into() }
+        Error::Corrupt {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -138,7 +138,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -161,6 +161,9 @@ mod tests {
             "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
         );
         assert!("zz".parse::<PackId>().is_err());
-        assert!(id.to_hex().parse::<PackId>().is_err(), "wrong length must be rejected");
+        assert!(
+            id.to_hex().parse::<PackId>().is_err(),
+            "wrong length must be rejected"
+        );
     }
 }

@@ -81,9 +81,15 @@ pub fn add(store: &Store, request: &AddRequest, progress: &dyn Progress) -> Resu
     let version = {
         let registry = store.registry()?;
         let existing = registry.models.get(&request.model);
-        let version = request.version.clone().unwrap_or_else(|| next_version_name(existing));
+        let version = request
+            .version
+            .clone()
+            .unwrap_or_else(|| next_version_name(existing));
         if existing.is_some_and(|m| m.versions.iter().any(|v| v.version == version)) {
-            return Err(Error::VersionExists { model: request.model.clone(), version });
+            return Err(Error::VersionExists {
+                model: request.model.clone(),
+                version,
+            });
         }
         version
     };
@@ -101,13 +107,24 @@ pub fn add(store: &Store, request: &AddRequest, progress: &dyn Progress) -> Resu
             return Err(e);
         }
     };
-    let entry = VersionEntry { version: version.clone(), added_unix: now_unix(), layout, files };
+    let entry = VersionEntry {
+        version: version.clone(),
+        added_unix: now_unix(),
+        layout,
+        files,
+    };
     let committed = store.update_registry(|registry| {
-        let model = registry.models.entry(request.model.clone()).or_insert_with(|| {
-            crate::format::registry::ModelEntry { versions: Vec::new() }
-        });
+        let model = registry
+            .models
+            .entry(request.model.clone())
+            .or_insert_with(|| crate::format::registry::ModelEntry {
+                versions: Vec::new(),
+            });
         if model.versions.iter().any(|v| v.version == version) {
-            return Err(Error::VersionExists { model: request.model.clone(), version: version.clone() });
+            return Err(Error::VersionExists {
+                model: request.model.clone(),
+                version: version.clone(),
+            });
         }
         model.versions.push(entry);
         Ok(())
@@ -116,7 +133,13 @@ pub fn add(store: &Store, request: &AddRequest, progress: &dyn Progress) -> Resu
         ingest.roll_back();
         return Err(e);
     }
-    Ok(AddReport { model: request.model.clone(), version, files: inputs.len(), logical_bytes: total, ..ingest.report })
+    Ok(AddReport {
+        model: request.model.clone(),
+        version,
+        files: inputs.len(),
+        logical_bytes: total,
+        ..ingest.report
+    })
 }
 
 /// Finds the files to add: the file itself, or every file under the folder (symlinks followed).
@@ -124,22 +147,40 @@ fn collect_inputs(source: &Path) -> Result<(Layout, Vec<Input>)> {
     let meta = std::fs::metadata(source).map_err(|e| bad_input(source, &e))?;
     if meta.is_file() {
         let name = file_name(source)?;
-        return Ok((Layout::File, vec![Input { name, path: source.to_owned(), size: meta.len() }]));
+        return Ok((
+            Layout::File,
+            vec![Input {
+                name,
+                path: source.to_owned(),
+                size: meta.len(),
+            }],
+        ));
     }
     if !meta.is_dir() {
-        return Err(Error::BadInput { path: source.to_owned(), reason: "is neither a file nor a folder".into() });
+        return Err(Error::BadInput {
+            path: source.to_owned(),
+            reason: "is neither a file nor a folder".into(),
+        });
     }
     let mut inputs = Vec::new();
     let mut seen_dirs = HashSet::from([(meta.dev(), meta.ino())]);
     walk(source, "", &mut seen_dirs, &mut inputs)?;
     if inputs.is_empty() {
-        return Err(Error::BadInput { path: source.to_owned(), reason: "folder holds no files".into() });
+        return Err(Error::BadInput {
+            path: source.to_owned(),
+            reason: "folder holds no files".into(),
+        });
     }
     inputs.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((Layout::Dir, inputs))
 }
 
-fn walk(dir: &Path, prefix: &str, seen: &mut HashSet<(u64, u64)>, out: &mut Vec<Input>) -> Result<()> {
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    seen: &mut HashSet<(u64, u64)>,
+    out: &mut Vec<Input>,
+) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| bad_input(dir, &e))?;
     for entry in entries {
         let entry = entry.map_err(|e| bad_input(dir, &e))?;
@@ -147,7 +188,11 @@ fn walk(dir: &Path, prefix: &str, seen: &mut HashSet<(u64, u64)>, out: &mut Vec<
         let name = format!("{prefix}{}", file_name(&path)?);
         let meta = std::fs::metadata(&path).map_err(|e| bad_input(&path, &e))?;
         if meta.is_file() {
-            out.push(Input { name, path, size: meta.len() });
+            out.push(Input {
+                name,
+                path,
+                size: meta.len(),
+            });
         } else if meta.is_dir() {
             if seen.insert((meta.dev(), meta.ino())) {
                 walk(&path, &format!("{name}/"), seen, out)?;
@@ -155,7 +200,10 @@ fn walk(dir: &Path, prefix: &str, seen: &mut HashSet<(u64, u64)>, out: &mut Vec<
                 warn!(path = %path.display(), "skipping a folder already visited (symlink loop)");
             }
         } else {
-            return Err(Error::BadInput { path, reason: "is not a regular file or folder".into() });
+            return Err(Error::BadInput {
+                path,
+                reason: "is not a regular file or folder".into(),
+            });
         }
     }
     Ok(())
@@ -165,7 +213,10 @@ fn file_name(path: &Path) -> Result<String> {
     path.file_name()
         .and_then(|n| n.to_str())
         .map(str::to_owned)
-        .ok_or_else(|| Error::BadInput { path: path.to_owned(), reason: "file name is not valid UTF-8".into() })
+        .ok_or_else(|| Error::BadInput {
+            path: path.to_owned(),
+            reason: "file name is not valid UTF-8".into(),
+        })
 }
 
 fn bad_input(path: &Path, e: &std::io::Error) -> Error {
@@ -174,7 +225,10 @@ fn bad_input(path: &Path, e: &std::io::Error) -> Error {
         std::io::ErrorKind::PermissionDenied => "not readable (permission denied)".to_owned(),
         _ => e.to_string(),
     };
-    Error::BadInput { path: path.to_owned(), reason }
+    Error::BadInput {
+        path: path.to_owned(),
+        reason,
+    }
 }
 
 thread_local! {
@@ -213,12 +267,19 @@ impl<'s> Ingest<'s> {
         let mut files = Vec::with_capacity(inputs.len());
         for input in inputs {
             let manifest = self.add_file(input, progress)?;
-            let existed = self.store.manifest(&ManifestId::of(&manifest.encode())).is_ok();
+            let existed = self
+                .store
+                .manifest(&ManifestId::of(&manifest.encode()))
+                .is_ok();
             let id = self.store.put_manifest(&manifest)?;
             if !existed {
                 self.new_manifests.push(id);
             }
-            files.push(FileEntry { path: input.name.clone(), size: manifest.size, manifest: id });
+            files.push(FileEntry {
+                path: input.name.clone(),
+                size: manifest.size,
+                manifest: id,
+            });
         }
         self.seal_pack()?;
         Ok(files)
@@ -229,20 +290,39 @@ impl<'s> Ingest<'s> {
         let map = map_file(&file, &input.path)?;
         let data: &[u8] = map.as_deref().unwrap_or_default();
         if data.len() as u64 != input.size {
-            return Err(Error::BadInput { path: input.path.clone(), reason: "file changed size while being added".into() });
+            return Err(Error::BadInput {
+                path: input.path.clone(),
+                reason: "file changed size while being added".into(),
+            });
         }
         let spans: Vec<_> = self.chunker.spans(data).collect();
-        let ((blake3, sha256), chunks) = rayon::join(|| whole_file_digests(data), || self.add_chunks(data, &spans, progress));
-        let manifest = Manifest { size: input.size, blake3, sha256, chunks: chunks? };
+        let ((blake3, sha256), chunks) = rayon::join(
+            || whole_file_digests(data),
+            || self.add_chunks(data, &spans, progress),
+        );
+        let manifest = Manifest {
+            size: input.size,
+            blake3,
+            sha256,
+            chunks: chunks?,
+        };
         debug!(file = %input.name, chunks = manifest.chunks.len(), "file chunked");
         Ok(manifest)
     }
 
-    fn add_chunks(&mut self, data: &[u8], spans: &[std::ops::Range<usize>], progress: &dyn Progress) -> Result<Vec<ChunkRef>> {
+    fn add_chunks(
+        &mut self,
+        data: &[u8],
+        spans: &[std::ops::Range<usize>],
+        progress: &dyn Progress,
+    ) -> Result<Vec<ChunkRef>> {
         let mut refs = Vec::with_capacity(spans.len());
         let index = self.store.index();
         for window in spans.chunks(WINDOW) {
-            let ids: Vec<ChunkId> = window.par_iter().map(|span| ChunkId::of(&data[span.clone()])).collect();
+            let ids: Vec<ChunkId> = window
+                .par_iter()
+                .map(|span| ChunkId::of(&data[span.clone()]))
+                .collect();
             let known = index.get_many(&ids)?;
             let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
             for (i, (id, location)) in ids.iter().zip(&known).enumerate() {
@@ -259,7 +339,9 @@ impl<'s> Ingest<'s> {
                     ENCODER.with_borrow_mut(|slot| {
                         let encoder = match slot {
                             Some(encoder) => encoder,
-                            None => slot.insert(Encoder::new(params).expect("zstd context allocation")),
+                            None => {
+                                slot.insert(Encoder::new(params).expect("zstd context allocation"))
+                            }
                         };
                         encoder.encode(ids[i], &data[window[i].clone()])
                     })
@@ -269,7 +351,11 @@ impl<'s> Ingest<'s> {
                 self.append(chunk, &data[window[i].clone()])?;
             }
             for (span, id) in window.iter().zip(ids) {
-                refs.push(ChunkRef { offset: span.start as u64, len: span.len() as u32, id });
+                refs.push(ChunkRef {
+                    offset: span.start as u64,
+                    len: span.len() as u32,
+                    id,
+                });
             }
             self.report.chunks += window.len() as u64;
             progress.advance(window.iter().map(|s| s.len() as u64).sum());
@@ -280,7 +366,9 @@ impl<'s> Ingest<'s> {
     fn append(&mut self, chunk: &EncodedChunk, raw: &[u8]) -> Result<()> {
         let pack = match self.pack.as_mut() {
             Some(pack) => pack,
-            None => self.pack.insert(PackWriter::create(self.store.packs_dir())?),
+            None => self
+                .pack
+                .insert(PackWriter::create(self.store.packs_dir())?),
         };
         let header = chunk.header();
         pack.append(header, chunk.payload(raw))?;
@@ -296,12 +384,16 @@ impl<'s> Ingest<'s> {
 
     /// Seals the open pack and indexes it; its chunks are then found through the index.
     fn seal_pack(&mut self) -> Result<()> {
-        let Some(pack) = self.pack.take() else { return Ok(()) };
+        let Some(pack) = self.pack.take() else {
+            return Ok(());
+        };
         let sealed = pack.seal()?;
         let ids = sealed.entries.iter().map(|e| e.header.chunk_id).collect();
         // Recorded before indexing so a failed index write still rolls the pack file back.
         self.sealed.push((sealed.id, ids));
-        self.store.index().add_pack(sealed.id, sealed.bytes, &sealed.entries)?;
+        self.store
+            .index()
+            .add_pack(sealed.id, sealed.bytes, &sealed.entries)?;
         self.pending.clear();
         Ok(())
     }
@@ -318,7 +410,9 @@ impl<'s> Ingest<'s> {
                 Ok(()) => {
                     let _ = std::fs::remove_file(pack_path(self.store.packs_dir(), &pack));
                 }
-                Err(e) => warn!(%pack, error = %e, "could not unindex a pack of the failed add; `modelfs gc` will reclaim it"),
+                Err(e) => {
+                    warn!(%pack, error = %e, "could not unindex a pack of the failed add; `modelfs gc` will reclaim it")
+                }
             }
         }
         for id in self.new_manifests.drain(..) {
@@ -365,14 +459,21 @@ mod tests {
     fn add_bytes(store: &Store, dir: &Path, model: &str, bytes: &[u8]) -> AddReport {
         let path = dir.join(format!("{model}.bin"));
         std::fs::write(&path, bytes).unwrap();
-        let request = AddRequest { model: model.into(), version: None, source: path };
+        let request = AddRequest {
+            model: model.into(),
+            version: None,
+            source: path,
+        };
         add(store, &request, &Silent).unwrap()
     }
 
     fn open(store: &Store, model: &str) -> OpenFile {
         let registry = store.registry().unwrap();
         let (_, version) = resolve(&registry, model, None).unwrap();
-        OpenFile::new(model.into(), store.manifest(&version.files[0].manifest).unwrap())
+        OpenFile::new(
+            model.into(),
+            store.manifest(&version.files[0].manifest).unwrap(),
+        )
     }
 
     proptest! {
@@ -413,7 +514,11 @@ mod tests {
         let mut shifted = random_bytes(8, 100);
         shifted.extend_from_slice(&bytes);
         let third = add_bytes(&store, dir.path(), "c", &shifted);
-        assert!(third.new_bytes < 60_000, "a shifted copy re-stored {} bytes", third.new_bytes);
+        assert!(
+            third.new_bytes < 60_000,
+            "a shifted copy re-stored {} bytes",
+            third.new_bytes
+        );
     }
 
     #[test]
@@ -422,12 +527,33 @@ mod tests {
         let store = small_store(&dir.path().join("store"));
         add_bytes(&store, dir.path(), "a", b"hello");
         let path = dir.path().join("a.bin");
-        let again = AddRequest { model: "a".into(), version: Some("v1".into()), source: path.clone() };
-        assert!(matches!(add(&store, &again, &Silent), Err(Error::VersionExists { .. })));
-        let bad = AddRequest { model: "no/slash".into(), version: None, source: path };
-        assert!(matches!(add(&store, &bad, &Silent), Err(Error::InvalidName { .. })));
-        let missing = AddRequest { model: "x".into(), version: None, source: dir.path().join("nope") };
-        assert!(matches!(add(&store, &missing, &Silent), Err(Error::BadInput { .. })));
+        let again = AddRequest {
+            model: "a".into(),
+            version: Some("v1".into()),
+            source: path.clone(),
+        };
+        assert!(matches!(
+            add(&store, &again, &Silent),
+            Err(Error::VersionExists { .. })
+        ));
+        let bad = AddRequest {
+            model: "no/slash".into(),
+            version: None,
+            source: path,
+        };
+        assert!(matches!(
+            add(&store, &bad, &Silent),
+            Err(Error::InvalidName { .. })
+        ));
+        let missing = AddRequest {
+            model: "x".into(),
+            version: None,
+            source: dir.path().join("nope"),
+        };
+        assert!(matches!(
+            add(&store, &missing, &Silent),
+            Err(Error::BadInput { .. })
+        ));
         assert_eq!(store.registry().unwrap().models.len(), 1);
     }
 }

@@ -10,14 +10,19 @@ use crate::error::{Error, Result};
 /// Checks that `mountpoint` is an existing directory with nothing mounted on it, and returns its
 /// canonical path.
 pub fn check_mountpoint(mountpoint: &Path) -> Result<PathBuf> {
-    let bad = |reason: &str| Error::Mountpoint { path: mountpoint.to_owned(), reason: reason.to_owned() };
+    let bad = |reason: &str| Error::Mountpoint {
+        path: mountpoint.to_owned(),
+        reason: reason.to_owned(),
+    };
     let meta = match std::fs::metadata(mountpoint) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(bad("does not exist; create it with mkdir first"));
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            return Err(bad("is a dead mount (its daemon died); run `modelfs umount` on it first"));
+            return Err(bad(
+                "is a dead mount (its daemon died); run `modelfs umount` on it first",
+            ));
         }
         Err(e) => return Err(Error::io(mountpoint, e)),
     };
@@ -26,15 +31,21 @@ pub fn check_mountpoint(mountpoint: &Path) -> Result<PathBuf> {
     }
     let canonical = std::fs::canonicalize(mountpoint).map_err(|e| Error::io(mountpoint, e))?;
     if is_mounted(&canonical)? {
-        return Err(bad("already has a file system mounted on it; unmount it first"));
+        return Err(bad(
+            "already has a file system mounted on it; unmount it first",
+        ));
     }
     Ok(canonical)
 }
 
 /// Whether something is mounted exactly at `path` (canonical).
 pub fn is_mounted(path: &Path) -> Result<bool> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("/proc/self/mountinfo", e))?;
-    Ok(table.lines().filter_map(|line| line.split(' ').nth(4)).any(|field| Path::new(&unescape(field)) == path))
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    Ok(table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|field| Path::new(&unescape(field)) == path))
 }
 
 /// Undoes the octal escapes (`\040` for a space) of mountinfo fields.
@@ -43,7 +54,10 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| u8::from_str_radix(d, 8).ok());
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| u8::from_str_radix(d, 8).ok());
         match (bytes[i], octal) {
             (b'\\', Some(value)) => {
                 out.push(value);
@@ -62,26 +76,39 @@ fn unescape(field: &str) -> String {
 pub fn unmount(mountpoint: &Path) -> Result<()> {
     let canonical = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
     if !is_mounted(&canonical)? {
-        return Err(Error::Mountpoint { path: mountpoint.to_owned(), reason: "nothing is mounted there".into() });
+        return Err(Error::Mountpoint {
+            path: mountpoint.to_owned(),
+            reason: "nothing is mounted there".into(),
+        });
     }
     if nix::unistd::geteuid().is_root() {
-        return nix::mount::umount2(&canonical, nix::mount::MntFlags::empty()).map_err(|errno| Error::Mountpoint {
-            path: mountpoint.to_owned(),
-            reason: match errno {
-                nix::errno::Errno::EBUSY => "busy: a process still has files open there; close them and retry".into(),
-                other => other.desc().to_owned(),
-            },
+        return nix::mount::umount2(&canonical, nix::mount::MntFlags::empty()).map_err(|errno| {
+            Error::Mountpoint {
+                path: mountpoint.to_owned(),
+                reason: match errno {
+                    nix::errno::Errno::EBUSY => {
+                        "busy: a process still has files open there; close them and retry".into()
+                    }
+                    other => other.desc().to_owned(),
+                },
+            }
         });
     }
     let status = std::process::Command::new("fusermount3")
         .arg("-u")
         .arg(&canonical)
         .status()
-        .map_err(|e| Error::Mountpoint { path: mountpoint.to_owned(), reason: format!("cannot run fusermount3: {e}") })?;
+        .map_err(|e| Error::Mountpoint {
+            path: mountpoint.to_owned(),
+            reason: format!("cannot run fusermount3: {e}"),
+        })?;
     if status.success() {
         Ok(())
     } else {
-        Err(Error::Mountpoint { path: mountpoint.to_owned(), reason: format!("fusermount3 -u failed ({status})") })
+        Err(Error::Mountpoint {
+            path: mountpoint.to_owned(),
+            reason: format!("fusermount3 -u failed ({status})"),
+        })
     }
 }
 
@@ -89,9 +116,15 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
 /// large requests. Best effort: needs root (the knob is in sysfs); failure only costs throughput.
 pub fn raise_readahead(mountpoint: &Path, kib: u32) {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(mountpoint) else { return };
+    let Ok(meta) = std::fs::metadata(mountpoint) else {
+        return;
+    };
     let dev = meta.dev();
-    let knob = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
+    let knob = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
     if let Err(e) = std::fs::write(&knob, kib.to_string()) {
         tracing::debug!(%knob, error = %e, "could not raise readahead");
     }
@@ -109,9 +142,10 @@ pub enum ControlSignal {
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread it starts afterwards,
 /// so they queue for [`wait_for_signal`] instead of killing the process mid-request.
 pub fn block_control_signals() -> Result<()> {
-    control_set()
-        .thread_block()
-        .map_err(|e| Error::Mountpoint { path: "(signals)".into(), reason: e.desc().to_owned() })
+    control_set().thread_block().map_err(|e| Error::Mountpoint {
+        path: "(signals)".into(),
+        reason: e.desc().to_owned(),
+    })
 }
 
 fn control_set() -> nix::sys::signal::SigSet {
@@ -126,7 +160,10 @@ fn control_set() -> nix::sys::signal::SigSet {
 /// Waits up to `timeout` for a blocked control signal.
 pub fn wait_for_signal(timeout: std::time::Duration) -> Option<ControlSignal> {
     let set = control_set();
-    let timeout = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as _ };
+    let timeout = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
     // SAFETY: sigtimedwait reads the signal set and timeout we own and writes nothing we pass
     // (the siginfo pointer may be null). nix offers no timed wait.
     let signal = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &timeout) };
@@ -159,19 +196,28 @@ pub enum Forked {
 pub fn fork_daemon(log: &Path) -> Result<Forked> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
-    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| Error::io(log, e))?;
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| Error::io(log, e))?;
     let (read_end, write_end) = nix::unistd::pipe().map_err(|e| Error::io("(pipe)", e.into()))?;
     // SAFETY: the caller guarantees no other thread exists, so the child starts with consistent
     // locks and allocator state.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::io("(fork)", e.into()))? {
         nix::unistd::ForkResult::Parent { .. } => {
             drop(write_end);
-            Ok(Forked::Parent(DaemonParent { pipe: read_end.into() }))
+            Ok(Forked::Parent(DaemonParent {
+                pipe: read_end.into(),
+            }))
         }
         nix::unistd::ForkResult::Child => {
             drop(read_end);
             let _ = nix::unistd::setsid();
-            let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+            let null = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null");
             let mut stderr = std::io::stderr();
             let _ = stderr.flush();
             // SAFETY: dup2 onto the standard descriptors, which this process owns; the sources stay open.
@@ -182,7 +228,9 @@ pub fn fork_daemon(log: &Path) -> Result<Forked> {
                 }
                 libc::dup2(log_file.as_raw_fd(), 2);
             }
-            Ok(Forked::Child(DaemonChild { pipe: write_end.into() }))
+            Ok(Forked::Child(DaemonChild {
+                pipe: write_end.into(),
+            }))
         }
     }
 }
@@ -195,9 +243,10 @@ impl DaemonParent {
         let _ = self.pipe.read_to_string(&mut report);
         match report.strip_prefix("ready") {
             Some(_) => Ok(()),
-            None if report.is_empty() => {
-                Err(Error::Mountpoint { path: mountpoint.to_owned(), reason: "the mount daemon exited before it was ready".into() })
-            }
+            None if report.is_empty() => Err(Error::Mountpoint {
+                path: mountpoint.to_owned(),
+                reason: "the mount daemon exited before it was ready".into(),
+            }),
             None => Err(Error::Daemon(report.trim().to_owned())),
         }
     }

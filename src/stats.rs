@@ -32,14 +32,21 @@ pub struct StoreStats {
 impl StoreStats {
     /// logical / stored: how many times over the store's packs would be needed without it.
     pub fn dedup_ratio(&self) -> f64 {
-        if self.stored_bytes == 0 { 0.0 } else { self.logical_bytes as f64 / self.stored_bytes as f64 }
+        if self.stored_bytes == 0 {
+            0.0
+        } else {
+            self.logical_bytes as f64 / self.stored_bytes as f64
+        }
     }
 }
 
 /// Computes the totals of `store`.
 pub fn store_stats(store: &Store) -> Result<StoreStats> {
     let registry = store.registry()?;
-    let mut stats = StoreStats { models: registry.models.len(), ..StoreStats::default() };
+    let mut stats = StoreStats {
+        models: registry.models.len(),
+        ..StoreStats::default()
+    };
     let mut chunks: HashMap<ChunkId, u32> = HashMap::new();
     let mut manifests_seen = std::collections::HashSet::new();
     for version in registry.models.values().flat_map(|m| &m.versions) {

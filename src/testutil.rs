@@ -22,7 +22,11 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 /// A new writable store in `dir` with small chunks and packs, so tests exercise many of each.
 pub fn small_store(dir: &Path) -> Store {
     let options = InitOptions {
-        chunking: crate::format::config::ChunkingParams { min_size: 1024, avg_size: 4096, max_size: 16384 },
+        chunking: crate::format::config::ChunkingParams {
+            min_size: 1024,
+            avg_size: 4096,
+            max_size: 16384,
+        },
         pack_target_bytes: 256 << 10,
         ..InitOptions::default()
     };

@@ -66,8 +66,14 @@ pub struct DirEntry {
 
 #[derive(Debug)]
 enum NodeData {
-    Dir { parent: u64, children: BTreeMap<String, u64> },
-    File { manifest: ManifestId, label: String },
+    Dir {
+        parent: u64,
+        children: BTreeMap<String, u64>,
+    },
+    File {
+        manifest: ManifestId,
+        label: String,
+    },
 }
 
 #[derive(Debug)]
@@ -123,7 +129,10 @@ impl Vfs {
         let vfs = Vfs {
             store,
             tree: RwLock::new(Tree::default()),
-            inos: Mutex::new(InoTable { by_key: HashMap::new(), next: ROOT_INO }),
+            inos: Mutex::new(InoTable {
+                by_key: HashMap::new(),
+                next: ROOT_INO,
+            }),
             registry_stamp: Mutex::new(None),
             handles: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
@@ -144,7 +153,10 @@ impl Vfs {
         *self.registry_stamp.lock().expect("stamp lock poisoned") = self.registry_stamp();
         self.store.refresh_index()?;
         let registry = self.store.registry()?;
-        let tree = build_tree(&registry, &mut self.inos.lock().expect("inode table poisoned"));
+        let tree = build_tree(
+            &registry,
+            &mut self.inos.lock().expect("inode table poisoned"),
+        );
         *self.tree.write().expect("tree lock poisoned") = tree;
         Ok(())
     }
@@ -167,7 +179,10 @@ impl Vfs {
 
     fn with_node<T>(&self, ino: u64, f: impl FnOnce(&Tree, &Node) -> Result<T>) -> Result<T> {
         let tree = self.tree.read().expect("tree lock poisoned");
-        let node = tree.nodes.get(&ino).ok_or_else(|| Error::NoEntry(format!("inode {ino}")))?;
+        let node = tree
+            .nodes
+            .get(&ino)
+            .ok_or_else(|| Error::NoEntry(format!("inode {ino}")))?;
         f(&tree, node)
     }
 
@@ -179,8 +194,12 @@ impl Vfs {
     /// Looks `name` up in directory `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> Result<NodeAttr> {
         self.with_node(parent, |tree, node| {
-            let NodeData::Dir { children, .. } = &node.data else { return Err(Error::NotADirectory) };
-            let ino = *children.get(name).ok_or_else(|| Error::NoEntry(name.to_owned()))?;
+            let NodeData::Dir { children, .. } = &node.data else {
+                return Err(Error::NotADirectory);
+            };
+            let ino = *children
+                .get(name)
+                .ok_or_else(|| Error::NoEntry(name.to_owned()))?;
             Ok(attr(ino, &tree.nodes[&ino]))
         })
     }
@@ -188,10 +207,20 @@ impl Vfs {
     /// Entries of directory `ino`, starting with `.` and `..`.
     pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
         self.with_node(ino, |tree, node| {
-            let NodeData::Dir { parent, children } = &node.data else { return Err(Error::NotADirectory) };
+            let NodeData::Dir { parent, children } = &node.data else {
+                return Err(Error::NotADirectory);
+            };
             let mut entries = vec![
-                DirEntry { ino, kind: NodeKind::Dir, name: ".".into() },
-                DirEntry { ino: *parent, kind: NodeKind::Dir, name: "..".into() },
+                DirEntry {
+                    ino,
+                    kind: NodeKind::Dir,
+                    name: ".".into(),
+                },
+                DirEntry {
+                    ino: *parent,
+                    kind: NodeKind::Dir,
+                    name: "..".into(),
+                },
             ];
             entries.extend(children.iter().map(|(name, &child)| DirEntry {
                 ino: child,
@@ -221,13 +250,21 @@ impl Vfs {
             }
         };
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.handles.write().expect("handle table poisoned").insert(handle, file);
+        self.handles
+            .write()
+            .expect("handle table poisoned")
+            .insert(handle, file);
         Ok(handle)
     }
 
     /// Reads up to `size` bytes at `offset` through `handle`; fewer only at the end of the file.
     pub fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let file = self.handles.read().expect("handle table poisoned").get(&handle).cloned();
+        let file = self
+            .handles
+            .read()
+            .expect("handle table poisoned")
+            .get(&handle)
+            .cloned();
         let file = file.ok_or(Error::StaleHandle(handle))?;
         let len = file.size().saturating_sub(offset).min(u64::from(size)) as usize;
         let mut buf = vec![0u8; len];
@@ -238,7 +275,10 @@ impl Vfs {
 
     /// Closes `handle`.
     pub fn release(&self, handle: u64) {
-        self.handles.write().expect("handle table poisoned").remove(&handle);
+        self.handles
+            .write()
+            .expect("handle table poisoned")
+            .remove(&handle);
     }
 }
 
@@ -250,22 +290,51 @@ fn kind(node: &Node) -> NodeKind {
 }
 
 fn attr(ino: u64, node: &Node) -> NodeAttr {
-    NodeAttr { ino, kind: kind(node), size: node.size, mtime_unix: node.mtime_unix, nlink: node.nlink }
+    NodeAttr {
+        ino,
+        kind: kind(node),
+        size: node.size,
+        mtime_unix: node.mtime_unix,
+        nlink: node.nlink,
+    }
 }
 
 /// Builds the inode tree of `registry`.
 fn build_tree(registry: &Registry, inos: &mut InoTable) -> Tree {
-    let mut builder = TreeBuilder { tree: Tree::default(), inos };
-    let newest_of = |versions: &[VersionEntry]| versions.iter().map(|v| v.added_unix).max().unwrap_or(0);
-    let newest = registry.models.values().map(|m| newest_of(&m.versions)).max().unwrap_or(0);
+    let mut builder = TreeBuilder {
+        tree: Tree::default(),
+        inos,
+    };
+    let newest_of =
+        |versions: &[VersionEntry]| versions.iter().map(|v| v.added_unix).max().unwrap_or(0);
+    let newest = registry
+        .models
+        .values()
+        .map(|m| newest_of(&m.versions))
+        .max()
+        .unwrap_or(0);
     builder.add_dir(ROOT_INO, ROOT_INO, newest);
     let versions_root = builder.dir(ROOT_INO, VERSIONS_DIR, "/.versions".into(), newest);
     for (model, entry) in &registry.models {
-        let model_dir = builder.dir(versions_root, model, format!("/.versions/{model}"), newest_of(&entry.versions));
+        let model_dir = builder.dir(
+            versions_root,
+            model,
+            format!("/.versions/{model}"),
+            newest_of(&entry.versions),
+        );
         for version in &entry.versions {
-            let version_dir =
-                builder.dir(model_dir, &version.version, format!("/.versions/{model}/{}", version.version), version.added_unix);
-            builder.add_version(version_dir, model, version, &format!("/.versions/{model}/{}", version.version));
+            let version_dir = builder.dir(
+                model_dir,
+                &version.version,
+                format!("/.versions/{model}/{}", version.version),
+                version.added_unix,
+            );
+            builder.add_version(
+                version_dir,
+                model,
+                version,
+                &format!("/.versions/{model}/{}", version.version),
+            );
         }
         if let Some(newest) = entry.versions.last() {
             builder.add_version(ROOT_INO, model, newest, "");
@@ -282,7 +351,10 @@ struct TreeBuilder<'a> {
 impl TreeBuilder<'_> {
     fn add_dir(&mut self, ino: u64, parent: u64, mtime_unix: u64) {
         self.tree.nodes.entry(ino).or_insert(Node {
-            data: NodeData::Dir { parent, children: BTreeMap::new() },
+            data: NodeData::Dir {
+                parent,
+                children: BTreeMap::new(),
+            },
             size: 0,
             mtime_unix,
             nlink: 2,
@@ -291,11 +363,18 @@ impl TreeBuilder<'_> {
 
     /// Links `name` → `child` in directory `parent`; the first claimant of a name keeps it.
     fn link(&mut self, parent: u64, name: &str, child: u64) -> bool {
-        let Some(Node { data: NodeData::Dir { children, .. }, .. }) = self.tree.nodes.get_mut(&parent) else {
+        let Some(Node {
+            data: NodeData::Dir { children, .. },
+            ..
+        }) = self.tree.nodes.get_mut(&parent)
+        else {
             return false;
         };
         if children.contains_key(name) {
-            warn!(name, "two models claim the same name in the mount; the first one keeps it");
+            warn!(
+                name,
+                "two models claim the same name in the mount; the first one keeps it"
+            );
             return false;
         }
         children.insert(name.to_owned(), child);
@@ -319,11 +398,16 @@ impl TreeBuilder<'_> {
     /// (at the root) or as the version directory's contents (under `.versions`).
     fn add_version(&mut self, dir: u64, model: &str, version: &VersionEntry, dir_path: &str) {
         let (base, base_path) = match (version.layout, dir == ROOT_INO) {
-            (Layout::Dir, true) => (self.dir(ROOT_INO, model, format!("/{model}"), version.added_unix), format!("/{model}")),
+            (Layout::Dir, true) => (
+                self.dir(ROOT_INO, model, format!("/{model}"), version.added_unix),
+                format!("/{model}"),
+            ),
             _ => (dir, dir_path.to_owned()),
         };
         for file in &version.files {
-            let ino = self.inos.ino(format!("f{model}\0{}\0{}", version.version, file.path));
+            let ino = self
+                .inos
+                .ino(format!("f{model}\0{}\0{}", version.version, file.path));
             let relative = match version.layout {
                 Layout::File => mounted_name(model, version),
                 Layout::Dir => file.path.clone(),

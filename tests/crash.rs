@@ -15,7 +15,11 @@ fn kill_9_during_add_leaves_earlier_models_intact_and_the_add_invisible() {
     let store = TestStore::uninitialised();
     store.ok(&["init", "--avg-chunk-kib", "16", "--pack-size-mib", "4"]);
     let earlier = random_bytes(1, 3_000_000);
-    store.ok(&["add", "earlier", store.file("earlier.gguf", &earlier).to_str().unwrap()]);
+    store.ok(&[
+        "add",
+        "earlier",
+        store.file("earlier.gguf", &earlier).to_str().unwrap(),
+    ]);
     let big = store.file("big.gguf", &random_bytes(2, 120_000_000));
 
     for delay_ms in [5, 40, 150, 400, 900] {
@@ -29,7 +33,10 @@ fn kill_9_during_add_leaves_earlier_models_intact_and_the_add_invisible() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::SIGKILL,
+        );
         let status = child.wait().unwrap();
         if status.success() {
             // The add won the race; take it out again so the next round starts from the same state.
@@ -37,14 +44,26 @@ fn kill_9_during_add_leaves_earlier_models_intact_and_the_add_invisible() {
             continue;
         }
         let verify = store.ok(&["verify"]);
-        assert!(verify.contains("all good"), "after kill at {delay_ms} ms: {verify}");
-        assert!(store.run(&["cat", "earlier"]).stdout == earlier, "after kill at {delay_ms} ms");
+        assert!(
+            verify.contains("all good"),
+            "after kill at {delay_ms} ms: {verify}"
+        );
+        assert!(
+            store.run(&["cat", "earlier"]).stdout == earlier,
+            "after kill at {delay_ms} ms"
+        );
         let listing = store.ok(&["ls"]);
-        assert!(!listing.contains("big"), "half-added model visible after kill at {delay_ms} ms:\n{listing}");
+        assert!(
+            !listing.contains("big"),
+            "half-added model visible after kill at {delay_ms} ms:\n{listing}"
+        );
     }
     store.ok(&["add", "big", big.to_str().unwrap()]);
     store.ok(&["verify"]);
-    let unsealed = sh(&format!("ls {}/packs | grep -c tmp || true", store.store.display()));
+    let unsealed = sh(&format!(
+        "ls {}/packs | grep -c tmp || true",
+        store.store.display()
+    ));
     assert_eq!(unsealed.trim(), "0", "no unsealed pack left behind");
 }
 
@@ -53,7 +72,10 @@ fn a_full_disk_during_add_leaves_the_store_as_it_was() {
     let store = TestStore::uninitialised();
     let small_fs = store.path("small-fs");
     std::fs::create_dir(&small_fs).unwrap();
-    sh(&format!("mount -t tmpfs -o size=48m modelfs-test {}", small_fs.display()));
+    sh(&format!(
+        "mount -t tmpfs -o size=48m modelfs-test {}",
+        small_fs.display()
+    ));
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -61,20 +83,41 @@ fn a_full_disk_during_add_leaves_the_store_as_it_was() {
         }
     }
     let _unmount = Unmount(small_fs.clone());
-    let on_small = TestStore { dir: tempfile::tempdir().unwrap(), store: small_fs.join("store") };
+    let on_small = TestStore {
+        dir: tempfile::tempdir().unwrap(),
+        store: small_fs.join("store"),
+    };
     on_small.ok(&["init", "--avg-chunk-kib", "16", "--pack-size-mib", "8"]);
     let earlier = random_bytes(3, 5_000_000);
-    on_small.ok(&["add", "earlier", store.file("earlier.gguf", &earlier).to_str().unwrap()]);
+    on_small.ok(&[
+        "add",
+        "earlier",
+        store.file("earlier.gguf", &earlier).to_str().unwrap(),
+    ]);
     let before = stats(&on_small);
 
     let too_big = store.file("too-big.gguf", &random_bytes(4, 80_000_000));
     let line = on_small.fails(&["add", "huge", too_big.to_str().unwrap()]);
-    assert!(line.contains("no space left") && line.contains("the store is unchanged"), "{line}");
-    assert_eq!(stats(&on_small), before, "the failed add left pack bytes behind");
+    assert!(
+        line.contains("no space left") && line.contains("the store is unchanged"),
+        "{line}"
+    );
+    assert_eq!(
+        stats(&on_small),
+        before,
+        "the failed add left pack bytes behind"
+    );
     assert!(on_small.ok(&["verify"]).contains("all good"));
     assert!(on_small.run(&["cat", "earlier"]).stdout == earlier);
     assert!(!on_small.ok(&["ls"]).contains("huge"));
-    on_small.ok(&["add", "small", store.file("small.gguf", &random_bytes(5, 1_000_000)).to_str().unwrap()]);
+    on_small.ok(&[
+        "add",
+        "small",
+        store
+            .file("small.gguf", &random_bytes(5, 1_000_000))
+            .to_str()
+            .unwrap(),
+    ]);
 }
 
 /// Adds a folder model `drop` holding `keep` and `drop_len` other bytes (one add writes one pack),
@@ -83,7 +126,11 @@ fn add_sharing_one_pack(store: &TestStore, keep: &[u8], drop_len: usize) {
     store.file("both/keep.gguf", keep);
     store.file("both/other.gguf", &random_bytes(99, drop_len));
     store.ok(&["add", "drop", store.path("both").to_str().unwrap()]);
-    let out = store.ok(&["add", "keep", store.file("keep.gguf", keep).to_str().unwrap()]);
+    let out = store.ok(&[
+        "add",
+        "keep",
+        store.file("keep.gguf", keep).to_str().unwrap(),
+    ]);
     assert!(out.contains("new: 0 B"), "{out}");
 }
 
@@ -102,9 +149,15 @@ fn gc_reclaims_space_without_breaking_a_running_mount() {
 
     store.ok(&["rm", "drop"]);
     let gc = store.ok(&["gc"]);
-    assert!(gc.contains("1 rewritten"), "the shared pack is rewritten: {gc}");
+    assert!(
+        gc.contains("1 rewritten"),
+        "the shared pack is rewritten: {gc}"
+    );
     let after = stats(&store)["stored_bytes"].as_u64().unwrap();
-    assert!(after < before / 2, "gc freed too little: {before} -> {after}");
+    assert!(
+        after < before / 2,
+        "gc freed too little: {before} -> {after}"
+    );
 
     // The open file keeps reading, and so does a fresh open of a file the mount had not touched.
     let mut rest = vec![0u8; keep.len() - 1_000_000];

@@ -4,8 +4,8 @@
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use modelfs::format::pack::RECORD_HEADER_LEN;
 use modelfs::format::manifest::ChunkRef;
+use modelfs::format::pack::RECORD_HEADER_LEN;
 use modelfs::store::pack::pack_path;
 use modelfs::{Access, Store};
 
@@ -25,13 +25,21 @@ fn chunk_places(store_dir: &Path, model: &str) -> Vec<(ChunkRef, std::path::Path
         .zip(locations)
         .map(|(chunk, location)| {
             let location = location.unwrap();
-            (*chunk, pack_path(&store_dir.join("packs"), &location.pack), location.offset)
+            (
+                *chunk,
+                pack_path(&store_dir.join("packs"), &location.pack),
+                location.offset,
+            )
         })
         .collect()
 }
 
 fn flip_byte(path: &Path, at: u64) {
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut byte = [0u8];
     file.read_exact_at(&mut byte, at).unwrap();
     file.write_all_at(&[byte[0] ^ 0x20], at).unwrap();
@@ -41,8 +49,19 @@ fn flip_byte(path: &Path, at: u64) {
 fn a_flipped_byte_gives_eio_on_exactly_that_chunk_and_verify_names_it() {
     let store = TestStore::new();
     let bytes = random_bytes(11, 2_000_000);
-    store.ok(&["add", "victim", store.file("victim.gguf", &bytes).to_str().unwrap()]);
-    store.ok(&["add", "bystander", store.file("bystander.gguf", &random_bytes(12, 500_000)).to_str().unwrap()]);
+    store.ok(&[
+        "add",
+        "victim",
+        store.file("victim.gguf", &bytes).to_str().unwrap(),
+    ]);
+    store.ok(&[
+        "add",
+        "bystander",
+        store
+            .file("bystander.gguf", &random_bytes(12, 500_000))
+            .to_str()
+            .unwrap(),
+    ]);
     let places = chunk_places(&store.store, "victim");
     let (bad, pack, offset) = places[places.len() / 2].clone();
     flip_byte(&pack, offset + RECORD_HEADER_LEN as u64 + 100);
@@ -50,7 +69,10 @@ fn a_flipped_byte_gives_eio_on_exactly_that_chunk_and_verify_names_it() {
     let out = store.run(&["verify"]);
     assert!(!out.status.success(), "verify must fail on damage");
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains(&bad.id.to_hex()), "verify names the chunk:\n{report}");
+    assert!(
+        report.contains(&bad.id.to_hex()),
+        "verify names the chunk:\n{report}"
+    );
     assert!(report.contains("affects victim@v1/victim.gguf"), "{report}");
     assert!(!report.contains("affects bystander"), "{report}");
     assert!(report.contains("1 problem(s) found"), "{report}");
@@ -69,31 +91,60 @@ fn a_flipped_byte_gives_eio_on_exactly_that_chunk_and_verify_names_it() {
         // Pages sharing a kernel page with the bad chunk may fail too; a page a whole chunk away must not.
         let far_away = start + len + 65_536 <= bad.offset || start >= bad.end() + 65_536;
         if inside_bad {
-            assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EIO), "page at {start}");
+            assert_eq!(
+                result.unwrap_err().raw_os_error(),
+                Some(libc::EIO),
+                "page at {start}"
+            );
         } else if far_away {
             result.unwrap_or_else(|e| panic!("intact page at {start} failed: {e}"));
-            assert!(buf[..len as usize] == bytes[start as usize..(start + len) as usize], "page at {start}");
+            assert!(
+                buf[..len as usize] == bytes[start as usize..(start + len) as usize],
+                "page at {start}"
+            );
         }
     }
     assert!(std::fs::read(mount.join("bystander.gguf")).unwrap() == random_bytes(12, 500_000));
     let log = mount.log();
-    assert!(log.contains("victim@v1/victim.gguf") && log.contains(&bad.id.to_hex()), "log names file and chunk:\n{log}");
+    assert!(
+        log.contains("victim@v1/victim.gguf") && log.contains(&bad.id.to_hex()),
+        "log names file and chunk:\n{log}"
+    );
 }
 
 #[test]
 fn a_damaged_manifest_is_reported_and_other_models_still_serve() {
     let store = TestStore::new();
-    store.ok(&["add", "good", store.file("good.gguf", &random_bytes(1, 100_000)).to_str().unwrap()]);
-    store.ok(&["add", "hurt", store.file("hurt.gguf", &random_bytes(2, 100_000)).to_str().unwrap()]);
+    store.ok(&[
+        "add",
+        "good",
+        store
+            .file("good.gguf", &random_bytes(1, 100_000))
+            .to_str()
+            .unwrap(),
+    ]);
+    store.ok(&[
+        "add",
+        "hurt",
+        store
+            .file("hurt.gguf", &random_bytes(2, 100_000))
+            .to_str()
+            .unwrap(),
+    ]);
     let registry: serde_json::Value =
         serde_json::from_slice(&std::fs::read(store.store.join("registry.json")).unwrap()).unwrap();
-    let manifest = registry["models"]["hurt"]["versions"][0]["files"][0]["manifest"].as_str().unwrap();
+    let manifest = registry["models"]["hurt"]["versions"][0]["files"][0]["manifest"]
+        .as_str()
+        .unwrap();
     flip_byte(&store.store.join("manifests").join(manifest), 60);
 
     let out = store.run(&["verify"]);
     assert!(!out.status.success());
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains(manifest) && report.contains("affects hurt@v1/hurt.gguf"), "{report}");
+    assert!(
+        report.contains(manifest) && report.contains("affects hurt@v1/hurt.gguf"),
+        "{report}"
+    );
     let mount = store.mount();
     assert!(std::fs::read(mount.join("good.gguf")).unwrap() == random_bytes(1, 100_000));
     let err = std::fs::read(mount.join("hurt.gguf")).unwrap_err();
@@ -116,10 +167,21 @@ fn a_lost_or_damaged_index_is_rebuilt_from_the_packs() {
         assert!(std::fs::read(mount.join("m.gguf")).unwrap() == bytes);
     }
     // The explicit rebuild, and a writer, repair the store's own index.
-    assert!(store.ok(&["index", "rebuild"]).contains("index rebuilt from 1 pack"));
+    assert!(
+        store
+            .ok(&["index", "rebuild"])
+            .contains("index rebuilt from 1 pack")
+    );
     store.ok(&["verify"]);
     std::fs::remove_dir_all(&index).unwrap();
-    store.ok(&["add", "n", store.file("n.gguf", &random_bytes(4, 1000)).to_str().unwrap()]);
+    store.ok(&[
+        "add",
+        "n",
+        store
+            .file("n.gguf", &random_bytes(4, 1000))
+            .to_str()
+            .unwrap(),
+    ]);
     assert!(index.join("CURRENT").exists());
     store.ok(&["verify"]);
     assert!(store.run(&["cat", "m"]).stdout == bytes);
@@ -132,7 +194,12 @@ fn a_store_on_a_read_only_bind_mount_mounts_and_serves() {
     store.ok(&["add", "m", store.file("m.gguf", &bytes).to_str().unwrap()]);
     let ro = store.path("ro-store");
     std::fs::create_dir(&ro).unwrap();
-    sh(&format!("mount --bind {} {} && mount -o remount,bind,ro {}", store.store.display(), ro.display(), ro.display()));
+    sh(&format!(
+        "mount --bind {} {} && mount -o remount,bind,ro {}",
+        store.store.display(),
+        ro.display(),
+        ro.display()
+    ));
     struct Unbind(std::path::PathBuf);
     impl Drop for Unbind {
         fn drop(&mut self) {
@@ -141,7 +208,10 @@ fn a_store_on_a_read_only_bind_mount_mounts_and_serves() {
     }
     let _unbind = Unbind(ro.clone());
 
-    let ro_store = TestStore { dir: tempfile::tempdir().unwrap(), store: ro.clone() };
+    let ro_store = TestStore {
+        dir: tempfile::tempdir().unwrap(),
+        store: ro.clone(),
+    };
     assert!(ro_store.run(&["cat", "m"]).stdout == bytes);
     ro_store.ok(&["verify"]);
     let line = ro_store.fails(&["add", "x", store.path("m.gguf").to_str().unwrap()]);

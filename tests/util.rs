@@ -64,7 +64,10 @@ impl TestStore {
         let out = self.run(args);
         assert!(!out.status.success(), "modelfs {args:?} should have failed");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("modelfs: ")).collect();
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("modelfs: "))
+            .collect();
         assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
         lines[0].to_owned()
     }
@@ -87,7 +90,10 @@ impl TestStore {
     /// Mounts the store at `store` (which may differ from this store's path, e.g. a bind mount).
     pub fn mount_store(&self, store: &Path) -> Mount {
         let mountpoint = tempfile::tempdir_in(self.dir.path()).unwrap().keep();
-        let log = self.path(&format!("mount-{}.log", mountpoint.file_name().unwrap().to_string_lossy()));
+        let log = self.path(&format!(
+            "mount-{}.log",
+            mountpoint.file_name().unwrap().to_string_lossy()
+        ));
         let out = Command::new(MODELFS)
             .arg("--store")
             .arg(store)
@@ -97,8 +103,15 @@ impl TestStore {
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "mount failed: {}", String::from_utf8_lossy(&out.stderr));
-        Mount { path: mountpoint, log }
+        assert!(
+            out.status.success(),
+            "mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mount {
+            path: mountpoint,
+            log,
+        }
     }
 }
 
@@ -135,7 +148,9 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed ^ 0x5851_F42D_4C95_7F2D;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         out.extend_from_slice(&(state ^ (state >> 29)).to_le_bytes());
     }
     out.truncate(len);
@@ -144,8 +159,17 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 
 /// Writes a generated GGUF model (`base` or `finetune`) at `scale` into `path`.
 pub fn corpus(kind: &str, path: &Path, scale: f64) {
-    let out = Command::new(CORPUS).arg(kind).arg(path).args(["--scale", &scale.to_string()]).output().unwrap();
-    assert!(out.status.success(), "corpus generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(CORPUS)
+        .arg(kind)
+        .arg(path)
+        .args(["--scale", &scale.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "corpus generator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs a shell command that must succeed; returns its stdout.

@@ -33,8 +33,10 @@ impl Bar {
         }
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("static template"),
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("static template"),
         );
         Bar(Some(bar))
     }
@@ -60,9 +62,14 @@ impl Progress for Bar {
 
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let store = open_store(store_dir, Access::Write)?;
-    let request = AddRequest { model: args.name.clone(), version: args.version, source: args.path };
+    let request = AddRequest {
+        model: args.name.clone(),
+        version: args.version,
+        source: args.path,
+    };
     let started = std::time::Instant::now();
-    let report = add(&store, &request, &Bar::new()).with_context(|| format!("cannot add model {}", args.name))?;
+    let report = add(&store, &request, &Bar::new())
+        .with_context(|| format!("cannot add model {}", args.name))?;
     let seconds = started.elapsed().as_secs_f64();
     let reused = report.logical_bytes - report.new_bytes;
     println!(
@@ -81,7 +88,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         report.new_chunks,
         human_bytes(report.stored_bytes),
         human_bytes(reused),
-        if report.logical_bytes == 0 { 0.0 } else { reused as f64 * 100.0 / report.logical_bytes as f64 },
+        if report.logical_bytes == 0 {
+            0.0
+        } else {
+            reused as f64 * 100.0 / report.logical_bytes as f64
+        },
         report.chunks - report.new_chunks,
     );
     Ok(ExitCode::SUCCESS)

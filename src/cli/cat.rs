@@ -24,9 +24,15 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let registry = store.registry()?;
     let (_, version) = resolve(&registry, &spec.model, spec.version.as_deref())?;
     let file = match (&spec.file, version.layout) {
-        (Some(path), _) => version.files.iter().find(|f| &f.path == path).ok_or_else(|| {
-            modelfs::Error::UnknownFile { model: spec.model.clone(), version: version.version.clone(), file: path.clone() }
-        })?,
+        (Some(path), _) => version
+            .files
+            .iter()
+            .find(|f| &f.path == path)
+            .ok_or_else(|| modelfs::Error::UnknownFile {
+                model: spec.model.clone(),
+                version: version.version.clone(),
+                file: path.clone(),
+            })?,
         (None, Layout::File) => &version.files[0],
         (None, Layout::Dir) => bail!(
             "model {}@{} is a folder; name one of its files, e.g. {}/{}",
@@ -42,7 +48,9 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let mut buf = vec![0u8; 4 << 20];
     let mut offset = 0;
     while offset < open.size() {
-        let n = open.read_at(&store, offset, &mut buf).with_context(|| format!("cannot read {label} at byte {offset}"))?;
+        let n = open
+            .read_at(&store, offset, &mut buf)
+            .with_context(|| format!("cannot read {label} at byte {offset}"))?;
         stdout.write_all(&buf[..n])?;
         offset += n as u64;
     }

@@ -19,7 +19,10 @@ pub fn run(store_dir: &Path, _args: Args) -> anyhow::Result<ExitCode> {
         report.packs_dropped,
         report.packs_rewritten,
         if report.packs_skipped_damaged > 0 {
-            format!(", {} left alone because damaged (run `modelfs verify`)", report.packs_skipped_damaged)
+            format!(
+                ", {} left alone because damaged (run `modelfs verify`)",
+                report.packs_skipped_damaged
+            )
         } else {
             String::new()
         },

@@ -4,9 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use modelfs::Store;
 use modelfs::format::config::ChunkingParams;
 use modelfs::store::{InitOptions, InitOutcome};
-use modelfs::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,8 +21,14 @@ pub struct Args {
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let mut options = InitOptions::default();
     if let Some(kib) = args.avg_chunk_kib {
-        let avg = kib.checked_mul(1024).context("--avg-chunk-kib is too large")?;
-        options.chunking = ChunkingParams { min_size: avg / 4, avg_size: avg, max_size: avg.saturating_mul(4) };
+        let avg = kib
+            .checked_mul(1024)
+            .context("--avg-chunk-kib is too large")?;
+        options.chunking = ChunkingParams {
+            min_size: avg / 4,
+            avg_size: avg,
+            max_size: avg.saturating_mul(4),
+        };
     }
     if let Some(mib) = args.pack_size_mib {
         options.pack_target_bytes = mib << 20;
@@ -31,7 +37,10 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create a store at {}", store_dir.display()))?;
     match outcome {
         InitOutcome::Created => println!("created store {}", store_dir.display()),
-        InitOutcome::AlreadyExists => println!("store {} already exists; nothing changed", store_dir.display()),
+        InitOutcome::AlreadyExists => println!(
+            "store {} already exists; nothing changed",
+            store_dir.display()
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -67,12 +67,19 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
 
     let mut models = Vec::new();
     for (name, entry) in selected {
-        let newest = entry.versions.last().expect("a registered model has a version");
+        let newest = entry
+            .versions
+            .last()
+            .expect("a registered model has a version");
         let mut versions = Vec::new();
         for version in &entry.versions {
             let mut files = Vec::new();
             for file in &version.files {
-                let digests = if detailed { Some(store.manifest(&file.manifest)?) } else { None };
+                let digests = if detailed {
+                    Some(store.manifest(&file.manifest)?)
+                } else {
+                    None
+                };
                 files.push(FileJson {
                     path: &file.path,
                     size: file.size,
@@ -87,7 +94,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 files,
             });
         }
-        models.push(ModelJson { name, mounted_as: mounted_name(name, newest), versions });
+        models.push(ModelJson {
+            name,
+            mounted_as: mounted_name(name, newest),
+            versions,
+        });
     }
 
     if args.json {
@@ -105,16 +116,27 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                     human_bytes(version.size),
                 );
                 for file in &version.files {
-                    println!("  {:<40} {:>10}  sha256:{}", file.path, human_bytes(file.size), file.sha256.as_deref().unwrap_or(""));
+                    println!(
+                        "  {:<40} {:>10}  sha256:{}",
+                        file.path,
+                        human_bytes(file.size),
+                        file.sha256.as_deref().unwrap_or("")
+                    );
                 }
             }
         }
     } else if models.is_empty() {
         println!("no models yet; add one with `modelfs add NAME PATH`");
     } else {
-        println!("{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  MOUNTED AS", "MODEL", "VERSIONS", "NEWEST", "FILES", "SIZE", "ADDED");
+        println!(
+            "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  MOUNTED AS",
+            "MODEL", "VERSIONS", "NEWEST", "FILES", "SIZE", "ADDED"
+        );
         for model in &models {
-            let newest = model.versions.last().expect("a registered model has a version");
+            let newest = model
+                .versions
+                .last()
+                .expect("a registered model has a version");
             println!(
                 "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {}",
                 model.name,

@@ -28,7 +28,12 @@ use modelfs::{Access, Store};
 /// once however many models share them, and served read-only at a mountpoint where inference
 /// engines open or mmap them like local files. Every chunk is checked against its hash when read.
 #[derive(Debug, Parser)]
-#[command(name = "modelfs", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "modelfs",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Store directory [default: $XDG_DATA_HOME/modelfs, i.e. ~/.local/share/modelfs].
     #[arg(long, global = true, env = "MODELFS_STORE", value_name = "DIR")]
@@ -73,7 +78,8 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store_dir = match cli.store {
         Some(dir) => dir,
-        None => default_store_dir().context("cannot find a home directory for the default store; pass --store DIR")?,
+        None => default_store_dir()
+            .context("cannot find a home directory for the default store; pass --store DIR")?,
     };
     match cli.command {
         Command::Init(args) => init::run(&store_dir, args),
@@ -95,7 +101,9 @@ fn default_store_dir() -> Option<PathBuf> {
     let data_home = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
+        })?;
     Some(data_home.join("modelfs"))
 }
 
@@ -113,7 +121,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.2} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
+    }
 }
 
 /// Formats Unix seconds as `YYYY-MM-DD HH:MM` UTC.
@@ -130,7 +142,11 @@ pub fn human_time(unix: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
 }
 
 #[cfg(test)]

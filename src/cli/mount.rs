@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use modelfs::fuse::{self, MountOptions};
-use modelfs::mount::{ControlSignal, DaemonChild, Forked, block_control_signals, check_mountpoint, fork_daemon};
+use modelfs::mount::{
+    ControlSignal, DaemonChild, Forked, block_control_signals, check_mountpoint, fork_daemon,
+};
 use modelfs::store::{machine_cache_dir, read_config};
 use modelfs::vfs::Vfs;
 use modelfs::{Access, Store};
@@ -44,7 +46,8 @@ pub struct UmountArgs {
 
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let mountpoint = check_mountpoint(&args.mountpoint)?;
-    let config = read_config(store_dir).with_context(|| format!("cannot open store {}", store_dir.display()))?;
+    let config = read_config(store_dir)
+        .with_context(|| format!("cannot open store {}", store_dir.display()))?;
     if !args.daemon {
         return serve(store_dir, &mountpoint, &args, None);
     }
@@ -52,14 +55,20 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         Some(log) => log.clone(),
         None => {
             let dir = machine_cache_dir(&config.store_id);
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             dir.join("mount.log")
         }
     };
     match fork_daemon(&log)? {
         Forked::Parent(parent) => {
             parent.wait(&mountpoint)?;
-            println!("mounted {} at {} (log: {})", store_dir.display(), mountpoint.display(), log.display());
+            println!(
+                "mounted {} at {} (log: {})",
+                store_dir.display(),
+                mountpoint.display(),
+                log.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Forked::Child(child) => serve(store_dir, &mountpoint, &args, Some(child)),
@@ -67,7 +76,12 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Mounts and serves until SIGINT/SIGTERM or an unmount from outside.
-fn serve(store_dir: &Path, mountpoint: &Path, args: &Args, daemon: Option<DaemonChild>) -> anyhow::Result<ExitCode> {
+fn serve(
+    store_dir: &Path,
+    mountpoint: &Path,
+    args: &Args,
+    daemon: Option<DaemonChild>,
+) -> anyhow::Result<ExitCode> {
     // Before any thread exists, so every thread inherits the mask and signals queue for us.
     block_control_signals()?;
     let started = (|| -> anyhow::Result<_> {
@@ -75,7 +89,10 @@ fn serve(store_dir: &Path, mountpoint: &Path, args: &Args, daemon: Option<Daemon
             .with_context(|| format!("cannot open store {}", store_dir.display()))?;
         store.set_cache_capacity(args.cache_mib << 20);
         let vfs = Arc::new(Vfs::new(Arc::new(store))?);
-        let options = MountOptions { threads: usize::from(args.threads), ..MountOptions::default() };
+        let options = MountOptions {
+            threads: usize::from(args.threads),
+            ..MountOptions::default()
+        };
         let session = fuse::spawn(vfs.clone(), mountpoint, options)?;
         modelfs::mount::raise_readahead(mountpoint, READAHEAD_KIB);
         Ok((vfs, session))
@@ -86,7 +103,10 @@ fn serve(store_dir: &Path, mountpoint: &Path, args: &Args, daemon: Option<Daemon
             started
         }
         (Ok(started), None) => {
-            eprintln!("modelfs: mounted at {}; Ctrl-C or `modelfs umount` to unmount", mountpoint.display());
+            eprintln!(
+                "modelfs: mounted at {}; Ctrl-C or `modelfs umount` to unmount",
+                mountpoint.display()
+            );
             started
         }
         (Err(e), daemon) => {
@@ -120,7 +140,11 @@ fn serve(store_dir: &Path, mountpoint: &Path, args: &Args, daemon: Option<Daemon
 }
 
 fn reload(vfs: &Vfs, forced: bool) {
-    let result = if forced { vfs.reload().map(|()| true) } else { vfs.reload_if_changed() };
+    let result = if forced {
+        vfs.reload().map(|()| true)
+    } else {
+        vfs.reload_if_changed()
+    };
     match result {
         Ok(true) => info!("registry re-read"),
         Ok(false) => {}

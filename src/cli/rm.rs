@@ -24,7 +24,10 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let removed = store.update_registry(|registry| {
         let (_, version) = resolve(registry, &spec.model, spec.version.as_deref())?;
         let version = version.version.clone();
-        let entry = registry.models.get_mut(&spec.model).expect("resolved above");
+        let entry = registry
+            .models
+            .get_mut(&spec.model)
+            .expect("resolved above");
         match &spec.version {
             Some(_) => {
                 entry.versions.retain(|v| v.version != version);
@@ -36,7 +39,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             None => {
                 let count = entry.versions.len();
                 registry.models.remove(&spec.model);
-                Ok(format!("{} ({count} version{})", spec.model, if count == 1 { "" } else { "s" }))
+                Ok(format!(
+                    "{} ({count} version{})",
+                    spec.model,
+                    if count == 1 { "" } else { "s" }
+                ))
             }
         }
     })?;

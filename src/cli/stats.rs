@@ -25,10 +25,24 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("store          {}", store.root().display());
-    println!("models         {} ({} versions, {} files)", stats.models, stats.versions, stats.files);
+    println!(
+        "models         {} ({} versions, {} files)",
+        stats.models, stats.versions, stats.files
+    );
     println!("logical bytes  {}", human_bytes(stats.logical_bytes));
-    println!("unique bytes   {} in {} chunks", human_bytes(stats.unique_bytes), stats.chunks);
-    println!("stored bytes   {} in {} packs", human_bytes(stats.stored_bytes), stats.packs);
-    println!("dedup ratio    {:.2}x (logical / stored)", stats.dedup_ratio());
+    println!(
+        "unique bytes   {} in {} chunks",
+        human_bytes(stats.unique_bytes),
+        stats.chunks
+    );
+    println!(
+        "stored bytes   {} in {} packs",
+        human_bytes(stats.stored_bytes),
+        stats.packs
+    );
+    println!(
+        "dedup ratio    {:.2}x (logical / stored)",
+        stats.dedup_ratio()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,11 @@ pub struct Args {
 }
 
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let specs = args.models.iter().map(|m| m.parse()).collect::<Result<Vec<ModelSpec>, _>>()?;
+    let specs = args
+        .models
+        .iter()
+        .map(|m| m.parse())
+        .collect::<Result<Vec<ModelSpec>, _>>()?;
     let store = open_store(store_dir, Access::Read)?;
     let report = scrub(&store, &specs, &Silent)?;
     for problem in &report.problems {
@@ -34,7 +38,15 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         if report.files == 1 { "" } else { "s" },
         report.chunks,
         human_bytes(report.bytes),
-        if report.problems.is_empty() { "all good".to_owned() } else { format!("{} problem(s) found", report.problems.len()) },
+        if report.problems.is_empty() {
+            "all good".to_owned()
+        } else {
+            format!("{} problem(s) found", report.problems.len())
+        },
     );
-    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

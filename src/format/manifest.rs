@@ -126,7 +126,12 @@ impl Manifest {
         if expected_offset != size {
             return Err(ManifestError::BadChunkList);
         }
-        Ok(Manifest { size, blake3, sha256, chunks })
+        Ok(Manifest {
+            size,
+            blake3,
+            sha256,
+            chunks,
+        })
     }
 
     /// Index of the chunk holding byte `offset`, by binary search; `None` past the end.
@@ -148,12 +153,21 @@ mod tests {
         let chunks = lengths
             .iter()
             .map(|&len| {
-                let chunk = ChunkRef { offset, len, id: ChunkId::of(&offset.to_le_bytes()) };
+                let chunk = ChunkRef {
+                    offset,
+                    len,
+                    id: ChunkId::of(&offset.to_le_bytes()),
+                };
                 offset += u64::from(len);
                 chunk
             })
             .collect();
-        Manifest { size: offset, blake3: [1; 32], sha256: [2; 32], chunks }
+        Manifest {
+            size: offset,
+            blake3: [1; 32],
+            sha256: [2; 32],
+            chunks,
+        }
     }
 
     proptest! {
@@ -194,10 +208,16 @@ mod tests {
         let mut manifest = manifest_from_lengths(&[10, 20]);
         manifest.chunks[1].offset = 11;
         let bytes = manifest.encode();
-        assert_eq!(Manifest::decode(&ManifestId::of(&bytes), &bytes), Err(ManifestError::BadChunkList));
+        assert_eq!(
+            Manifest::decode(&ManifestId::of(&bytes), &bytes),
+            Err(ManifestError::BadChunkList)
+        );
 
         let mut bytes = manifest_from_lengths(&[10]).encode();
         bytes[8] = 99;
-        assert_eq!(Manifest::decode(&ManifestId::of(&bytes), &bytes), Err(ManifestError::NewerVersion(99)));
+        assert_eq!(
+            Manifest::decode(&ManifestId::of(&bytes), &bytes),
+            Err(ManifestError::NewerVersion(99))
+        );
     }
 }

@@ -21,7 +21,12 @@ pub const STORE_FORMAT_VERSION: u32 = 1;
 /// Rejects structures written by a newer modelfs (or with a nonsensical version 0).
 pub fn check_version(what: &'static str, path: &Path, found: u32, supported: u32) -> Result<()> {
     if found > supported {
-        return Err(Error::NewerFormat { what, path: path.to_owned(), found, supported });
+        return Err(Error::NewerFormat {
+            what,
+            path: path.to_owned(),
+            found,
+            supported,
+        });
     }
     if found == 0 {
         return Err(Error::corrupt(path, format!("{what} has version 0")));
@@ -49,7 +54,8 @@ impl<'a> LeReader<'a> {
     }
 
     pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N).map(|b| b.try_into().expect("take returned N bytes"))
+        self.take(N)
+            .map(|b| b.try_into().expect("take returned N bytes"))
     }
 
     pub(crate) fn u8(&mut self) -> Option<u8> {

@@ -124,7 +124,12 @@ impl RecordHeader {
         if codec == Codec::Raw && raw_len != stored_len {
             return None;
         }
-        Some(RecordHeader { chunk_id, codec, raw_len, stored_len })
+        Some(RecordHeader {
+            chunk_id,
+            codec,
+            raw_len,
+            stored_len,
+        })
     }
 
     /// Bytes the record occupies in the pack, header included.
@@ -154,7 +159,7 @@ pub fn encode_table(entries: &[TableEntry]) -> Vec<u8> {
 
 /// Decodes a footer table; `None` if any entry is malformed.
 pub fn decode_table(bytes: &[u8]) -> Option<Vec<TableEntry>> {
-    if bytes.len() % TABLE_ENTRY_LEN != 0 {
+    if !bytes.len().is_multiple_of(TABLE_ENTRY_LEN) {
         return None;
     }
     bytes
@@ -198,7 +203,11 @@ impl Trailer {
         if r.array::<8>()? != PACK_END_MAGIC {
             return None;
         }
-        Some(Trailer { table_hash, table_offset, entry_count })
+        Some(Trailer {
+            table_hash,
+            table_offset,
+            entry_count,
+        })
     }
 
     /// Whether the trailer is consistent with a pack of `pack_len` bytes.
@@ -219,14 +228,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_header() -> impl Strategy<Value = RecordHeader> {
-        (any::<[u8; 32]>(), any::<bool>(), 0..MAX_RECORD_PAYLOAD, 0..MAX_RECORD_PAYLOAD).prop_map(
-            |(id, zstd, raw_len, stored)| RecordHeader {
+        (
+            any::<[u8; 32]>(),
+            any::<bool>(),
+            0..MAX_RECORD_PAYLOAD,
+            0..MAX_RECORD_PAYLOAD,
+        )
+            .prop_map(|(id, zstd, raw_len, stored)| RecordHeader {
                 chunk_id: ChunkId(id),
                 codec: if zstd { Codec::Zstd } else { Codec::Raw },
                 raw_len,
                 stored_len: if zstd { stored } else { raw_len },
-            },
-        )
+            })
     }
 
     proptest! {
@@ -248,7 +261,10 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_magic() {
-        let header = PackHeader { version: PACK_FORMAT_VERSION, pack_id: PackId([7; 16]) };
+        let header = PackHeader {
+            version: PACK_FORMAT_VERSION,
+            pack_id: PackId([7; 16]),
+        };
         let bytes = header.encode();
         assert_eq!(&bytes[..8], b"MFSPACK\0");
         assert_eq!(PackHeader::decode(&bytes), Some(header));
@@ -271,6 +287,10 @@ mod tests {
         assert_eq!(RecordHeader::decode(&bytes), None, "unknown codec");
         let mut bytes = header.encode();
         bytes[40] = 99;
-        assert_eq!(RecordHeader::decode(&bytes), None, "raw payload with mismatched lengths");
+        assert_eq!(
+            RecordHeader::decode(&bytes),
+            None,
+            "raw payload with mismatched lengths"
+        );
     }
 }

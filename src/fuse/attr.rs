@@ -53,9 +53,10 @@ pub fn file_attr(attr: &NodeAttr, uid: u32, gid: u32) -> FileAttr {
 /// error, never wrong bytes.
 pub fn errno(error: &Error) -> Errno {
     match error {
-        Error::NoEntry(_) | Error::UnknownModel(_) | Error::UnknownVersion { .. } | Error::UnknownFile { .. } => {
-            Errno::ENOENT
-        }
+        Error::NoEntry(_)
+        | Error::UnknownModel(_)
+        | Error::UnknownVersion { .. }
+        | Error::UnknownFile { .. } => Errno::ENOENT,
         Error::NotADirectory => Errno::ENOTDIR,
         Error::IsADirectory => Errno::EISDIR,
         Error::StaleHandle(_) => Errno::EBADF,

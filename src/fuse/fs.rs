@@ -4,8 +4,9 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 
 use fuser::{
-    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
-    ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, Request,
 };
 use tracing::debug;
 
@@ -24,7 +25,11 @@ pub(super) struct ModelFs {
 
 impl ModelFs {
     pub(super) fn new(vfs: Arc<Vfs>) -> ModelFs {
-        ModelFs { vfs, uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() }
+        ModelFs {
+            vfs,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+        }
     }
 
     fn reply_entry(&self, result: Result<NodeAttr>, reply: ReplyEntry) {
@@ -112,13 +117,22 @@ impl Filesystem for ModelFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.vfs.getattr(ino.0) {
-            Ok(attr) if attr.kind == NodeKind::Dir => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(attr) if attr.kind == NodeKind::Dir => {
+                reply.opened(FileHandle(0), FopenFlags::empty())
+            }
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         match self.vfs.readdir(ino.0) {
             Ok(entries) => {
                 for (i, entry) in entries.iter().enumerate().skip(offset as usize) {

@@ -23,7 +23,10 @@ pub struct MountOptions {
 
 impl Default for MountOptions {
     fn default() -> Self {
-        MountOptions { threads: 4, allow_other: nix::unistd::geteuid().is_root() }
+        MountOptions {
+            threads: 4,
+            allow_other: nix::unistd::geteuid().is_root(),
+        }
     }
 }
 
@@ -40,7 +43,10 @@ impl Session {
 
     /// Unmounts and waits for the serving threads to end.
     pub fn unmount(self) -> Result<()> {
-        self.inner.umount_and_join().map_err(|e| Error::Mountpoint { path: "(mount)".into(), reason: e.to_string() })
+        self.inner.umount_and_join().map_err(|e| Error::Mountpoint {
+            path: "(mount)".into(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -61,7 +67,11 @@ pub fn spawn(vfs: Arc<Vfs>, mountpoint: &Path, options: MountOptions) -> Result<
     }
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = options.threads > 1;
-    let inner = fuser::spawn_mount(fs::ModelFs::new(vfs), mountpoint, &config)
-        .map_err(|e| Error::Mountpoint { path: mountpoint.to_owned(), reason: e.to_string() })?;
+    let inner = fuser::spawn_mount(fs::ModelFs::new(vfs), mountpoint, &config).map_err(|e| {
+        Error::Mountpoint {
+            path: mountpoint.to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
     Ok(Session { inner })
 }

@@ -26,12 +26,23 @@ struct Inner {
 impl ChunkCache {
     /// A cache holding at most `capacity_bytes` of chunk data (0 disables it).
     pub fn new(capacity_bytes: usize) -> ChunkCache {
-        ChunkCache { inner: Mutex::new(Inner { lru: LruCache::unbounded(), bytes: 0 }), capacity_bytes }
+        ChunkCache {
+            inner: Mutex::new(Inner {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            capacity_bytes,
+        }
     }
 
     /// The cached bytes of `id`, if present.
     pub fn get(&self, id: &ChunkId) -> Option<Arc<[u8]>> {
-        self.inner.lock().expect("chunk cache lock poisoned").lru.get(id).cloned()
+        self.inner
+            .lock()
+            .expect("chunk cache lock poisoned")
+            .lru
+            .get(id)
+            .cloned()
     }
 
     /// Caches verified bytes of `id`, evicting the least recently used chunks to stay in budget.
@@ -66,7 +77,10 @@ mod tests {
             let (id, bytes) = chunk(n);
             cache.insert(id, bytes);
         }
-        assert!(cache.get(&ChunkId([1; 32])).is_some(), "touch 1 so 2 becomes the oldest");
+        assert!(
+            cache.get(&ChunkId([1; 32])).is_some(),
+            "touch 1 so 2 becomes the oldest"
+        );
         let (id, bytes) = chunk(3);
         cache.insert(id, bytes);
         assert!(cache.get(&ChunkId([2; 32])).is_none());

@@ -37,7 +37,11 @@ impl OpenFile {
     /// Wraps a manifest; `label` (`model@version/path`) names the file in log lines and errors.
     pub fn new(label: String, manifest: Manifest) -> OpenFile {
         let locations = RwLock::new(vec![None; manifest.chunks.len()]);
-        OpenFile { label, manifest, locations }
+        OpenFile {
+            label,
+            manifest,
+            locations,
+        }
     }
 
     /// The file's size in bytes.
@@ -58,8 +62,13 @@ impl OpenFile {
     /// Reads up to `buf.len()` bytes at `offset`; returns the bytes read (0 at or past the end).
     /// Every byte returned comes from a chunk verified against its id.
     pub fn read_at(&self, store: &Store, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let end = self.manifest.size.min(offset.saturating_add(buf.len() as u64));
-        let Some(mut index) = self.manifest.chunk_index_at(offset) else { return Ok(0) };
+        let end = self
+            .manifest
+            .size
+            .min(offset.saturating_add(buf.len() as u64));
+        let Some(mut index) = self.manifest.chunk_index_at(offset) else {
+            return Ok(0);
+        };
         let mut pos = offset;
         while pos < end {
             let chunk = self.manifest.chunks[index];
@@ -84,10 +93,14 @@ impl OpenFile {
             let location = self.location(store, index)?;
             let result = if whole {
                 SCRATCH.with_borrow_mut(|scratch| {
-                    store.read_chunk(&id, &location, scratch).map(|()| dst.copy_from_slice(scratch))
+                    store
+                        .read_chunk(&id, &location, scratch)
+                        .map(|()| dst.copy_from_slice(scratch))
                 })
             } else {
-                store.cached_chunk(&id, &location).map(|bytes| dst.copy_from_slice(&bytes[within..][..dst.len()]))
+                store
+                    .cached_chunk(&id, &location)
+                    .map(|bytes| dst.copy_from_slice(&bytes[within..][..dst.len()]))
             };
             match result {
                 Ok(()) => return Ok(()),
@@ -109,7 +122,10 @@ impl OpenFile {
             return Ok(location);
         }
         let batch_end = (index + RESOLVE_BATCH).min(self.manifest.chunks.len());
-        let ids: Vec<_> = self.manifest.chunks[index..batch_end].iter().map(|c| c.id).collect();
+        let ids: Vec<_> = self.manifest.chunks[index..batch_end]
+            .iter()
+            .map(|c| c.id)
+            .collect();
         let found = store.locate(&ids)?;
         let mut table = self.locations.write().expect("location table poisoned");
         for (slot, location) in table[index..batch_end].iter_mut().zip(found) {

@@ -44,8 +44,13 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     let mut report = GcReport::default();
 
     // A manifest that fails to load aborts the collection: without it we cannot know what is live.
-    let live_manifests: HashSet<_> =
-        registry.models.values().flat_map(|m| &m.versions).flat_map(|v| &v.files).map(|f| f.manifest).collect();
+    let live_manifests: HashSet<_> = registry
+        .models
+        .values()
+        .flat_map(|m| &m.versions)
+        .flat_map(|v| &v.files)
+        .map(|f| f.manifest)
+        .collect();
     let mut live_chunks: HashSet<ChunkId> = HashSet::new();
     for id in &live_manifests {
         live_chunks.extend(store.manifest(id)?.chunks.iter().map(|c| c.id));
@@ -63,7 +68,12 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     for (pack, row) in index.packs()? {
         report.bytes_before += row.bytes;
         let entries = pack_entries(store.packs_dir(), &pack)?;
-        let locations = index.get_many(&entries.iter().map(|e| e.header.chunk_id).collect::<Vec<_>>())?;
+        let locations = index.get_many(
+            &entries
+                .iter()
+                .map(|e| e.header.chunk_id)
+                .collect::<Vec<_>>(),
+        )?;
         let live: Vec<TableEntry> = entries
             .iter()
             .zip(locations)
@@ -95,7 +105,9 @@ pub fn gc(store: &Store) -> Result<GcReport> {
             let location = crate::store::index::Location::of_entry(*pack, entry);
             let header = store.packs().read_record(&location, &mut record)?;
             let payload = &record[RECORD_HEADER_LEN..];
-            if header.chunk_id != entry.header.chunk_id || codec::decode_verified(&header, payload, &mut decoded).is_err() {
+            if header.chunk_id != entry.header.chunk_id
+                || codec::decode_verified(&header, payload, &mut decoded).is_err()
+            {
                 warn!(%pack, chunk = %entry.header.chunk_id, "damaged chunk; leaving the pack as it is");
                 skipped.insert(*pack);
                 break;
@@ -128,7 +140,9 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     for (pack, entries) in doomed {
         if skipped.contains(&pack) {
             report.packs_skipped_damaged += 1;
-            report.bytes_after += std::fs::metadata(pack_path(store.packs_dir(), &pack)).map(|m| m.len()).unwrap_or(0);
+            report.bytes_after += std::fs::metadata(pack_path(store.packs_dir(), &pack))
+                .map(|m| m.len())
+                .unwrap_or(0);
             continue;
         }
         let ids: Vec<ChunkId> = entries.iter().map(|e| e.header.chunk_id).collect();

@@ -96,12 +96,19 @@ impl Index {
         let mut opts = Self::options();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_CHUNKS, CF_PACKS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, Self::options()));
+        let cfs = [CF_CHUNKS, CF_PACKS, CF_META]
+            .map(|name| ColumnFamilyDescriptor::new(name, Self::options()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| index_error(path, e))?;
-        let index = Index { db, path: path.to_owned(), writable: true };
+        let index = Index {
+            db,
+            path: path.to_owned(),
+            writable: true,
+        };
         match index.stored_version()? {
             None => index.put_meta(VERSION_KEY, &INDEX_FORMAT_VERSION.to_le_bytes())?,
-            Some(found) => crate::format::check_version("index", path, found, INDEX_FORMAT_VERSION)?,
+            Some(found) => {
+                crate::format::check_version("index", path, found, INDEX_FORMAT_VERSION)?
+            }
         }
         Ok(index)
     }
@@ -109,14 +116,33 @@ impl Index {
     /// Opens an existing index without writing to it (the store may be on read-only media).
     pub fn open_read_only(path: &Path) -> Result<Index> {
         if !path.join("CURRENT").is_file() {
-            return Err(Error::Index { path: path.to_owned(), reason: "no index here".into() });
+            return Err(Error::Index {
+                path: path.to_owned(),
+                reason: "no index here".into(),
+            });
         }
-        let db = DB::open_cf_for_read_only(&Self::options(), path, [CF_CHUNKS, CF_PACKS, CF_META], false)
-            .map_err(|e| index_error(path, e))?;
-        let index = Index { db, path: path.to_owned(), writable: false };
+        let db = DB::open_cf_for_read_only(
+            &Self::options(),
+            path,
+            [CF_CHUNKS, CF_PACKS, CF_META],
+            false,
+        )
+        .map_err(|e| index_error(path, e))?;
+        let index = Index {
+            db,
+            path: path.to_owned(),
+            writable: false,
+        };
         match index.stored_version()? {
-            Some(found) => crate::format::check_version("index", path, found, INDEX_FORMAT_VERSION)?,
-            None => return Err(Error::Index { path: path.to_owned(), reason: "no version record".into() }),
+            Some(found) => {
+                crate::format::check_version("index", path, found, INDEX_FORMAT_VERSION)?
+            }
+            None => {
+                return Err(Error::Index {
+                    path: path.to_owned(),
+                    reason: "no version record".into(),
+                });
+            }
         }
         Ok(index)
     }
@@ -142,14 +168,20 @@ impl Index {
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| Error::Index { path: self.path.clone(), reason: format!("column family {name} missing") })
+        self.db.cf_handle(name).ok_or_else(|| Error::Index {
+            path: self.path.clone(),
+            reason: format!("column family {name} missing"),
+        })
     }
 
     fn stored_version(&self) -> Result<Option<u32>> {
-        let value = self.db.get_cf(self.cf(CF_META)?, VERSION_KEY).map_err(|e| index_error(&self.path, e))?;
-        Ok(value.and_then(|v| v.try_into().ok()).map(u32::from_le_bytes))
+        let value = self
+            .db
+            .get_cf(self.cf(CF_META)?, VERSION_KEY)
+            .map_err(|e| index_error(&self.path, e))?;
+        Ok(value
+            .and_then(|v| v.try_into().ok())
+            .map(u32::from_le_bytes))
     }
 
     fn put_meta(&self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -161,24 +193,35 @@ impl Index {
     fn write_synced(&self, batch: WriteBatch) -> Result<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db.write_opt(batch, &opts).map_err(|e| index_error(&self.path, e))
+        self.db
+            .write_opt(batch, &opts)
+            .map_err(|e| index_error(&self.path, e))
     }
 
     /// Looks up one chunk.
     pub fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
-        let value = self.db.get_cf(self.cf(CF_CHUNKS)?, id.as_bytes()).map_err(|e| index_error(&self.path, e))?;
-        value.map(|bytes| self.decode_location(id, &bytes)).transpose()
+        let value = self
+            .db
+            .get_cf(self.cf(CF_CHUNKS)?, id.as_bytes())
+            .map_err(|e| index_error(&self.path, e))?;
+        value
+            .map(|bytes| self.decode_location(id, &bytes))
+            .transpose()
     }
 
     /// Looks up many chunks in one call; results are in the order of `ids`.
     pub fn get_many(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
         let cf = self.cf(CF_CHUNKS)?;
-        let results = self.db.multi_get_cf(ids.iter().map(|id| (cf, id.as_bytes())));
+        let results = self
+            .db
+            .multi_get_cf(ids.iter().map(|id| (cf, id.as_bytes())));
         ids.iter()
             .zip(results)
             .map(|(id, result)| {
                 let value = result.map_err(|e| index_error(&self.path, e))?;
-                value.map(|bytes| self.decode_location(id, &bytes)).transpose()
+                value
+                    .map(|bytes| self.decode_location(id, &bytes))
+                    .transpose()
             })
             .collect()
     }
@@ -196,7 +239,11 @@ impl Index {
         let chunks = self.cf(CF_CHUNKS)?;
         let mut batch = WriteBatch::default();
         for entry in entries {
-            batch.put_cf(chunks, entry.header.chunk_id.as_bytes(), Location::of_entry(pack, entry).encode());
+            batch.put_cf(
+                chunks,
+                entry.header.chunk_id.as_bytes(),
+                Location::of_entry(pack, entry).encode(),
+            );
         }
         let mut row = [0u8; 16];
         row[..8].copy_from_slice(&(entries.len() as u64).to_le_bytes());
@@ -222,10 +269,18 @@ impl Index {
     /// All packs the index knows, with their summary rows.
     pub fn packs(&self) -> Result<Vec<(PackId, PackRow)>> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_PACKS)?, rocksdb::IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_PACKS)?, rocksdb::IteratorMode::Start)
+        {
             let (key, value) = item.map_err(|e| index_error(&self.path, e))?;
-            let (Some(pack), Ok(row)) = (PackId::from_slice(&key), <[u8; 16]>::try_from(&value[..])) else {
-                return Err(Error::Index { path: self.path.clone(), reason: "damaged pack row".into() });
+            let (Some(pack), Ok(row)) =
+                (PackId::from_slice(&key), <[u8; 16]>::try_from(&value[..]))
+            else {
+                return Err(Error::Index {
+                    path: self.path.clone(),
+                    reason: "damaged pack row".into(),
+                });
             };
             let entries = u64::from_le_bytes(row[..8].try_into().expect("8 bytes"));
             let bytes = u64::from_le_bytes(row[8..].try_into().expect("8 bytes"));
@@ -245,7 +300,10 @@ impl Index {
 }
 
 fn index_error(path: &Path, e: rocksdb::Error) -> Error {
-    Error::Index { path: path.to_owned(), reason: e.into_string() }
+    Error::Index {
+        path: path.to_owned(),
+        reason: e.into_string(),
+    }
 }
 
 #[cfg(test)]
@@ -255,7 +313,12 @@ mod tests {
 
     fn entry(n: u8) -> TableEntry {
         TableEntry {
-            header: RecordHeader { chunk_id: ChunkId([n; 32]), codec: Codec::Zstd, raw_len: 100, stored_len: 50 },
+            header: RecordHeader {
+                chunk_id: ChunkId([n; 32]),
+                codec: Codec::Zstd,
+                raw_len: 100,
+                stored_len: 50,
+            },
             offset: u64::from(n) * 1000,
         }
     }
@@ -267,12 +330,23 @@ mod tests {
         {
             let index = Index::open_writable(dir.path()).unwrap();
             index.add_pack(pack, 12345, &[entry(1), entry(2)]).unwrap();
-            let found = index.get_many(&[ChunkId([1; 32]), ChunkId([3; 32])]).unwrap();
+            let found = index
+                .get_many(&[ChunkId([1; 32]), ChunkId([3; 32])])
+                .unwrap();
             assert_eq!(found[0], Some(Location::of_entry(pack, &entry(1))));
             assert_eq!(found[1], None);
         }
         let index = Index::open_read_only(dir.path()).unwrap();
-        assert_eq!(index.packs().unwrap(), vec![(pack, PackRow { entries: 2, bytes: 12345 })]);
+        assert_eq!(
+            index.packs().unwrap(),
+            vec![(
+                pack,
+                PackRow {
+                    entries: 2,
+                    bytes: 12345
+                }
+            )]
+        );
         assert_eq!(index.get(&ChunkId([2; 32])).unwrap().unwrap().offset, 2000);
     }
 
@@ -283,7 +357,9 @@ mod tests {
         let (old, new) = (PackId([1; 16]), PackId([2; 16]));
         index.add_pack(old, 1, &[entry(1), entry(2)]).unwrap();
         index.add_pack(new, 1, &[entry(2)]).unwrap();
-        index.remove_pack(old, &[ChunkId([1; 32]), ChunkId([2; 32])]).unwrap();
+        index
+            .remove_pack(old, &[ChunkId([1; 32]), ChunkId([2; 32])])
+            .unwrap();
         assert_eq!(index.get(&ChunkId([1; 32])).unwrap(), None);
         assert_eq!(index.get(&ChunkId([2; 32])).unwrap().unwrap().pack, new);
         assert_eq!(index.packs().unwrap().len(), 1);
@@ -292,6 +368,9 @@ mod tests {
     #[test]
     fn read_only_open_of_a_missing_index_fails_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(Index::open_read_only(&dir.path().join("nope")), Err(Error::Index { .. })));
+        assert!(matches!(
+            Index::open_read_only(&dir.path().join("nope")),
+            Err(Error::Index { .. })
+        ));
     }
 }

@@ -34,7 +34,9 @@ use tracing::{info, warn};
 
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
-use crate::format::config::{CONFIG_FILE_NAME, CONFIG_FORMAT_TAG, ChunkingParams, CompressionParams, StoreConfig};
+use crate::format::config::{
+    CONFIG_FILE_NAME, CONFIG_FORMAT_TAG, ChunkingParams, CompressionParams, StoreConfig,
+};
 use crate::format::manifest::Manifest;
 use crate::format::pack::RECORD_HEADER_LEN;
 use crate::format::registry::Registry;
@@ -54,7 +56,10 @@ const LOCK_FILE: &str = "lock";
 /// `gc` rewrites and interrupted transfers stay cheap, large enough that a 70 GB model is ~300 files.
 pub const DEFAULT_PACK_TARGET_BYTES: u64 = 256 << 20;
 /// Default compression policy: zstd level 1 (fast to decode), kept only if it saves 5%.
-pub const DEFAULT_COMPRESSION: CompressionParams = CompressionParams { zstd_level: 1, min_saving_percent: 5 };
+pub const DEFAULT_COMPRESSION: CompressionParams = CompressionParams {
+    zstd_level: 1,
+    min_saving_percent: 5,
+};
 /// Default decoded-chunk cache size for readers.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
@@ -125,7 +130,11 @@ impl Store {
             path: root.to_owned(),
             reason,
         })?;
-        for dir in [root.to_owned(), root.join(PACKS_DIR), root.join(MANIFESTS_DIR)] {
+        for dir in [
+            root.to_owned(),
+            root.join(PACKS_DIR),
+            root.join(MANIFESTS_DIR),
+        ] {
             std::fs::create_dir_all(&dir).at(&dir)?;
         }
         drop(Index::open_writable(&root.join(INDEX_DIR))?);
@@ -138,7 +147,9 @@ impl Store {
             pack_target_bytes: options.pack_target_bytes,
             compression: options.compression,
         };
-        let bytes = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other).at(root)?;
+        let bytes = serde_json::to_vec_pretty(&config)
+            .map_err(std::io::Error::other)
+            .at(root)?;
         // The config is written last: a store exists once its config does.
         write_atomic(&root.join(CONFIG_FILE_NAME), &bytes)?;
         Ok(InitOutcome::Created)
@@ -245,7 +256,9 @@ impl Store {
         let path = self.manifest_path(id);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::MissingManifest(*id)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::MissingManifest(*id));
+            }
             Err(e) => return Err(Error::io(path, e)),
         };
         Manifest::decode(id, &bytes).map_err(|e| Error::corrupt(path, format!("manifest {e}")))
@@ -307,15 +320,27 @@ impl Store {
     /// Reads chunk `id` from `location` into `out`, decoded and verified against `id`.
     pub fn read_chunk(&self, id: &ChunkId, location: &Location, out: &mut Vec<u8>) -> Result<()> {
         let mut record = Vec::new();
-        let bad = |reason: String| Error::BadChunk { chunk: *id, pack: location.pack, offset: location.offset, reason };
-        let header = self.packs.read_record(location, &mut record).map_err(|e| match e {
-            Error::Corrupt { reason, .. } => bad(reason),
-            other => other,
-        })?;
+        let bad = |reason: String| Error::BadChunk {
+            chunk: *id,
+            pack: location.pack,
+            offset: location.offset,
+            reason,
+        };
+        let header = self
+            .packs
+            .read_record(location, &mut record)
+            .map_err(|e| match e {
+                Error::Corrupt { reason, .. } => bad(reason),
+                other => other,
+            })?;
         if header.chunk_id != *id {
-            return Err(bad(format!("record holds chunk {}", header.chunk_id.short())));
+            return Err(bad(format!(
+                "record holds chunk {}",
+                header.chunk_id.short()
+            )));
         }
-        codec::decode_verified(&header, &record[RECORD_HEADER_LEN..], out).map_err(|e| bad(e.to_string()))
+        codec::decode_verified(&header, &record[RECORD_HEADER_LEN..], out)
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// The verified bytes of chunk `id`, from the decoded-chunk cache or read and inserted.
@@ -351,7 +376,10 @@ impl Store {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Current time in Unix seconds, as recorded in the registry.
@@ -364,11 +392,13 @@ pub fn read_config(root: &Path) -> Result<StoreConfig> {
     let path = root.join(CONFIG_FILE_NAME);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotAStore(root.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotAStore(root.to_owned()));
+        }
         Err(e) => return Err(Error::io(path, e)),
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, format!("store config is not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::corrupt(&path, format!("store config is not JSON: {e}")))?;
     if value.get("format").and_then(|f| f.as_str()) != Some(CONFIG_FORMAT_TAG) {
         return Err(Error::corrupt(&path, "not a modelfs store config"));
     }
@@ -380,9 +410,19 @@ pub fn read_config(root: &Path) -> Result<StoreConfig> {
 
 fn take_writer_lock(root: &Path) -> Result<Flock<File>> {
     let path = root.join(LOCK_FILE);
-    let file = match OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+    let file = match OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+    {
         Ok(file) => file,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)) => {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)
+            ) =>
+        {
             return Err(Error::ReadOnlyStore(root.to_owned()));
         }
         Err(e) => return Err(Error::io(path, e)),
@@ -398,7 +438,10 @@ fn list_sealed_packs(dir: &Path) -> Result<Vec<(PackId, u64)>> {
     for entry in std::fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(&format!(".{PACK_EXTENSION}"))) else {
+        let Some(stem) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(&format!(".{PACK_EXTENSION}")))
+        else {
             continue;
         };
         if let Ok(id) = stem.parse::<PackId>() {
@@ -412,7 +455,11 @@ fn list_sealed_packs(dir: &Path) -> Result<Vec<(PackId, u64)>> {
 fn remove_unsealed_packs(dir: &Path) -> Result<()> {
     for entry in std::fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
-        if entry.file_name().to_str().is_some_and(|n| n.ends_with(UNSEALED_SUFFIX)) {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(UNSEALED_SUFFIX))
+        {
             warn!(pack = %entry.path().display(), "removing a pack left unsealed by an interrupted write");
             std::fs::remove_file(entry.path()).at(entry.path())?;
         }
@@ -421,7 +468,10 @@ fn remove_unsealed_packs(dir: &Path) -> Result<()> {
 }
 
 /// The chunks of a pack: from its table, or by scanning its records if the table is damaged.
-pub(crate) fn pack_entries(dir: &Path, id: &PackId) -> Result<Vec<crate::format::pack::TableEntry>> {
+pub(crate) fn pack_entries(
+    dir: &Path,
+    id: &PackId,
+) -> Result<Vec<crate::format::pack::TableEntry>> {
     let path = pack::pack_path(dir, id);
     match pack::read_table(&path, id) {
         Ok(entries) => Ok(entries),
@@ -434,7 +484,8 @@ pub(crate) fn pack_entries(dir: &Path, id: &PackId) -> Result<Vec<crate::format:
 }
 
 fn index_unindexed_packs(index: &Index, dir: &Path) -> Result<()> {
-    let known: std::collections::HashSet<PackId> = index.packs()?.into_iter().map(|(id, _)| id).collect();
+    let known: std::collections::HashSet<PackId> =
+        index.packs()?.into_iter().map(|(id, _)| id).collect();
     for (id, bytes) in list_sealed_packs(dir)? {
         if !known.contains(&id) {
             info!(pack = %id, "indexing a sealed pack the index did not list");
@@ -447,7 +498,10 @@ fn index_unindexed_packs(index: &Index, dir: &Path) -> Result<()> {
 /// Brings a reader's private index up to date: packs sealed since are indexed, rows of packs that
 /// are gone (collected by `gc`) are dropped. Chunks a `gc` moved are re-pointed by their new pack.
 fn sync_index_with_packs(index: &Index, dir: &Path) -> Result<()> {
-    let on_disk: std::collections::HashSet<PackId> = list_sealed_packs(dir)?.into_iter().map(|(id, _)| id).collect();
+    let on_disk: std::collections::HashSet<PackId> = list_sealed_packs(dir)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     for (pack, _) in index.packs()? {
         if !on_disk.contains(&pack) {
             index.remove_pack(pack, &[])?;
@@ -541,7 +595,10 @@ mod tests {
     fn read_all(store: &Store, model: &str) -> Vec<u8> {
         let registry = store.registry().unwrap();
         let (_, version) = registry::resolve(&registry, model, None).unwrap();
-        let file = OpenFile::new(model.into(), store.manifest(&version.files[0].manifest).unwrap());
+        let file = OpenFile::new(
+            model.into(),
+            store.manifest(&version.files[0].manifest).unwrap(),
+        );
         let mut out = vec![0u8; file.size() as usize];
         file.read_at(store, 0, &mut out).unwrap();
         out
@@ -551,7 +608,16 @@ mod tests {
         let root = dir.join("store");
         let store = small_store(&root);
         std::fs::write(dir.join("m.bin"), bytes).unwrap();
-        add(&store, &AddRequest { model: "m".into(), version: None, source: dir.join("m.bin") }, &Silent).unwrap();
+        add(
+            &store,
+            &AddRequest {
+                model: "m".into(),
+                version: None,
+                source: dir.join("m.bin"),
+            },
+            &Silent,
+        )
+        .unwrap();
         root
     }
 
@@ -560,11 +626,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bytes = random_bytes(1, 2_000_000);
         let root = store_with_model(dir.path(), &bytes);
-        let packs_before = Store::open(&root, Access::Read).unwrap().index().packs().unwrap().len();
+        let packs_before = Store::open(&root, Access::Read)
+            .unwrap()
+            .index()
+            .packs()
+            .unwrap()
+            .len();
         assert!(packs_before > 1, "the test wants several packs");
         std::fs::remove_dir_all(root.join(INDEX_DIR)).unwrap();
         assert_eq!(Store::rebuild_index(&root).unwrap(), packs_before);
-        assert_eq!(read_all(&Store::open(&root, Access::Read).unwrap(), "m"), bytes);
+        assert_eq!(
+            read_all(&Store::open(&root, Access::Read).unwrap(), "m"),
+            bytes
+        );
     }
 
     #[test]
@@ -577,7 +651,10 @@ mod tests {
         unsafe { std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache")) };
         let store = Store::open(&root, Access::Read).unwrap();
         assert_eq!(read_all(&store, "m"), bytes);
-        assert!(!root.join(INDEX_DIR).exists(), "a reader must not write to the store");
+        assert!(
+            !root.join(INDEX_DIR).exists(),
+            "a reader must not write to the store"
+        );
     }
 
     #[test]
@@ -586,19 +663,28 @@ mod tests {
         let bytes = random_bytes(3, 500_000);
         let root = store_with_model(dir.path(), &bytes);
         // A writer died mid-pack, and another after sealing a pack but before indexing it.
-        let torn = root.join(PACKS_DIR).join(format!("{}{UNSEALED_SUFFIX}", PackId([5; 16])));
+        let torn = root
+            .join(PACKS_DIR)
+            .join(format!("{}{UNSEALED_SUFFIX}", PackId([5; 16])));
         std::fs::write(&torn, b"MFSPACK\0partial").unwrap();
         let orphan_bytes = random_bytes(4, 100_000);
         let orphan = {
             let mut writer = pack::PackWriter::create(&root.join(PACKS_DIR)).unwrap();
             let id = ChunkId::of(&orphan_bytes);
-            let chunk = crate::codec::Encoder::new(DEFAULT_COMPRESSION).unwrap().encode(id, &orphan_bytes);
-            writer.append(chunk.header(), chunk.payload(&orphan_bytes)).unwrap();
+            let chunk = crate::codec::Encoder::new(DEFAULT_COMPRESSION)
+                .unwrap()
+                .encode(id, &orphan_bytes);
+            writer
+                .append(chunk.header(), chunk.payload(&orphan_bytes))
+                .unwrap();
             (writer.seal().unwrap().id, id)
         };
         let store = Store::open(&root, Access::Write).unwrap();
         assert!(!torn.exists());
-        assert_eq!(store.locate(&[orphan.1]).unwrap()[0].map(|l| l.pack), Some(orphan.0));
+        assert_eq!(
+            store.locate(&[orphan.1]).unwrap()[0].map(|l| l.pack),
+            Some(orphan.0)
+        );
         assert_eq!(read_all(&store, "m"), bytes);
     }
 
@@ -607,11 +693,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = store_with_model(dir.path(), b"abc");
         let _writer = Store::open(&root, Access::Write).unwrap();
-        assert!(matches!(Store::open(&root, Access::Write), Err(Error::Locked(_))));
-        assert!(Store::open(&root, Access::Read).is_ok(), "readers never wait for the writer");
+        assert!(matches!(
+            Store::open(&root, Access::Write),
+            Err(Error::Locked(_))
+        ));
+        assert!(
+            Store::open(&root, Access::Read).is_ok(),
+            "readers never wait for the writer"
+        );
 
         let config_path = root.join(CONFIG_FILE_NAME);
-        let text = std::fs::read_to_string(&config_path).unwrap().replace("\"version\": 1", "\"version\": 99");
+        let text = std::fs::read_to_string(&config_path)
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 99");
         std::fs::write(&config_path, text).unwrap();
         let err = Store::open(&root, Access::Read).err().unwrap();
         assert!(matches!(err, Error::NewerFormat { found: 99, .. }), "{err}");

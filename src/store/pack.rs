@@ -15,8 +15,8 @@ use std::sync::{Arc, RwLock};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::format::pack::{
-    self, PACK_FORMAT_VERSION, PackHeader, RECORD_HEADER_LEN, RecordHeader, TableEntry, Trailer, HEADER_LEN,
-    TRAILER_LEN,
+    self, HEADER_LEN, PACK_FORMAT_VERSION, PackHeader, RECORD_HEADER_LEN, RecordHeader,
+    TRAILER_LEN, TableEntry, Trailer,
 };
 use crate::id::{PackId, random_bytes};
 use crate::store::fsutil::fsync_dir;
@@ -58,10 +58,28 @@ impl PackWriter {
     pub fn create(dir: &Path) -> Result<PackWriter> {
         let id = PackId(random_bytes());
         let tmp_path = dir.join(format!("{id}{UNSEALED_SUFFIX}"));
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp_path).at(&tmp_path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .at(&tmp_path)?;
         let mut file = BufWriter::with_capacity(4 << 20, file);
-        file.write_all(&PackHeader { version: PACK_FORMAT_VERSION, pack_id: id }.encode()).at(&tmp_path)?;
-        Ok(PackWriter { id, dir: dir.to_owned(), tmp_path, file, len: HEADER_LEN as u64, entries: Vec::new() })
+        file.write_all(
+            &PackHeader {
+                version: PACK_FORMAT_VERSION,
+                pack_id: id,
+            }
+            .encode(),
+        )
+        .at(&tmp_path)?;
+        Ok(PackWriter {
+            id,
+            dir: dir.to_owned(),
+            tmp_path,
+            file,
+            len: HEADER_LEN as u64,
+            entries: Vec::new(),
+        })
     }
 
     /// Bytes written so far.
@@ -77,7 +95,10 @@ impl PackWriter {
     /// Appends one chunk's record (`payload` encoded as `header` says) and returns where it landed.
     pub fn append(&mut self, header: RecordHeader, payload: &[u8]) -> Result<Location> {
         debug_assert_eq!(payload.len(), header.stored_len as usize);
-        let entry = TableEntry { header, offset: self.len };
+        let entry = TableEntry {
+            header,
+            offset: self.len,
+        };
         self.file.write_all(&header.encode()).at(&self.tmp_path)?;
         self.file.write_all(payload).at(&self.tmp_path)?;
         self.len += header.record_len();
@@ -95,13 +116,20 @@ impl PackWriter {
         };
         self.file.write_all(&table).at(&self.tmp_path)?;
         self.file.write_all(&trailer.encode()).at(&self.tmp_path)?;
-        let file = self.file.into_inner().map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
         file.sync_all().at(&self.tmp_path)?;
         let final_path = pack_path(&self.dir, &self.id);
         std::fs::rename(&self.tmp_path, &final_path).at(&final_path)?;
         fsync_dir(&self.dir)?;
         let bytes = self.len + table.len() as u64 + TRAILER_LEN as u64;
-        Ok(SealedPack { id: self.id, bytes, entries: std::mem::take(&mut self.entries) })
+        Ok(SealedPack {
+            id: self.id,
+            bytes,
+            entries: std::mem::take(&mut self.entries),
+        })
     }
 
     /// Deletes the unsealed pack (after a failed ingest).
@@ -121,25 +149,33 @@ pub fn read_table(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
         return Err(Error::corrupt(path, "pack is unsealed (no trailer)"));
     }
     let mut trailer_bytes = [0u8; TRAILER_LEN];
-    file.read_exact_at(&mut trailer_bytes, len - TRAILER_LEN as u64).at(path)?;
+    file.read_exact_at(&mut trailer_bytes, len - TRAILER_LEN as u64)
+        .at(path)?;
     let trailer = Trailer::decode(&trailer_bytes)
         .filter(|t| t.fits(len))
         .ok_or_else(|| Error::corrupt(path, "pack is unsealed or its trailer is damaged"))?;
     let mut table = vec![0u8; (len - TRAILER_LEN as u64 - trailer.table_offset) as usize];
-    file.read_exact_at(&mut table, trailer.table_offset).at(path)?;
+    file.read_exact_at(&mut table, trailer.table_offset)
+        .at(path)?;
     if blake3::hash(&table).as_bytes() != &trailer.table_hash {
         return Err(Error::corrupt(path, "pack table fails its checksum"));
     }
-    pack::decode_table(&table).ok_or_else(|| Error::corrupt(path, "pack table has a malformed entry"))
+    pack::decode_table(&table)
+        .ok_or_else(|| Error::corrupt(path, "pack table has a malformed entry"))
 }
 
 fn check_header(file: &mut File, path: &Path, expected: &PackId) -> Result<()> {
     let mut bytes = [0u8; HEADER_LEN];
-    file.read_exact(&mut bytes).map_err(|_| Error::corrupt(path, "shorter than a pack header"))?;
-    let header = PackHeader::decode(&bytes).ok_or_else(|| Error::corrupt(path, "not a modelfs pack"))?;
+    file.read_exact(&mut bytes)
+        .map_err(|_| Error::corrupt(path, "shorter than a pack header"))?;
+    let header =
+        PackHeader::decode(&bytes).ok_or_else(|| Error::corrupt(path, "not a modelfs pack"))?;
     crate::format::check_version("pack", path, header.version, PACK_FORMAT_VERSION)?;
     if header.pack_id != *expected {
-        return Err(Error::corrupt(path, format!("header names pack {}", header.pack_id)));
+        return Err(Error::corrupt(
+            path,
+            format!("header names pack {}", header.pack_id),
+        ));
     }
     Ok(())
 }
@@ -159,9 +195,13 @@ pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
         if reader.read_exact(&mut header_bytes).is_err() {
             break;
         }
-        let Some(header) = RecordHeader::decode(&header_bytes) else { break };
+        let Some(header) = RecordHeader::decode(&header_bytes) else {
+            break;
+        };
         payload.resize(header.stored_len as usize, 0);
-        if reader.read_exact(&mut payload).is_err() || codec::decode_verified(&header, &payload, &mut decoded).is_err() {
+        if reader.read_exact(&mut payload).is_err()
+            || codec::decode_verified(&header, &payload, &mut decoded).is_err()
+        {
             break;
         }
         entries.push(TableEntry { header, offset });
@@ -182,7 +222,10 @@ pub struct PackFiles {
 impl PackFiles {
     /// Packs under `dir`.
     pub fn new(dir: PathBuf) -> PackFiles {
-        PackFiles { dir, open: RwLock::new(HashMap::new()) }
+        PackFiles {
+            dir,
+            open: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The packs directory.
@@ -197,7 +240,9 @@ impl PackFiles {
         let path = pack_path(&self.dir, id);
         let file = match File::open(&path) {
             Ok(file) => Arc::new(file),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::MissingPack(*id)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::MissingPack(*id));
+            }
             Err(e) => return Err(Error::io(path, e)),
         };
         let mut open = self.open.write().expect("pack cache lock poisoned");
@@ -213,17 +258,35 @@ impl PackFiles {
         match file.read_exact_at(buf, location.offset) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(Error::corrupt(path(), format!("record at {} runs past the end", location.offset)));
+                return Err(Error::corrupt(
+                    path(),
+                    format!("record at {} runs past the end", location.offset),
+                ));
             }
             Err(e) => return Err(Error::io(path(), e)),
         }
         RecordHeader::decode(&buf[..RECORD_HEADER_LEN])
-            .filter(|h| h.stored_len == location.stored_len && h.raw_len == location.raw_len && h.codec == location.codec)
-            .ok_or_else(|| Error::corrupt(path(), format!("record header at {} does not match the index", location.offset)))
+            .filter(|h| {
+                h.stored_len == location.stored_len
+                    && h.raw_len == location.raw_len
+                    && h.codec == location.codec
+            })
+            .ok_or_else(|| {
+                Error::corrupt(
+                    path(),
+                    format!(
+                        "record header at {} does not match the index",
+                        location.offset
+                    ),
+                )
+            })
     }
 
     /// Drops cached fds (after packs were deleted, so their space is released).
     pub fn forget(&self, id: &PackId) {
-        self.open.write().expect("pack cache lock poisoned").remove(id);
+        self.open
+            .write()
+            .expect("pack cache lock poisoned")
+            .remove(id);
     }
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::registry::{Layout, ModelEntry, REGISTRY_FORMAT_TAG, REGISTRY_FORMAT_VERSION, Registry, VersionEntry};
+use crate::format::registry::{
+    Layout, ModelEntry, REGISTRY_FORMAT_TAG, REGISTRY_FORMAT_VERSION, Registry, VersionEntry,
+};
 use crate::store::fsutil::write_atomic;
 
 /// File name of the registry inside the store.
@@ -19,8 +21,17 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if valid { Ok(()) } else { Err(Error::InvalidName { what, name: name.to_owned() }) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            what,
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// A reference to a model, a version of it, and optionally one of its files: `NAME[@VERSION][/FILE]`.
@@ -51,13 +62,24 @@ impl FromStr for ModelSpec {
         if let Some(version) = &version {
             validate_name("version", version)?;
         }
-        Ok(ModelSpec { model: model.to_owned(), version, file })
+        Ok(ModelSpec {
+            model: model.to_owned(),
+            version,
+            file,
+        })
     }
 }
 
 /// Finds a model and one of its versions (the newest if `version` is `None`).
-pub fn resolve<'r>(registry: &'r Registry, model: &str, version: Option<&str>) -> Result<(&'r ModelEntry, &'r VersionEntry)> {
-    let entry = registry.models.get(model).ok_or_else(|| Error::UnknownModel(model.to_owned()))?;
+pub fn resolve<'r>(
+    registry: &'r Registry,
+    model: &str,
+    version: Option<&str>,
+) -> Result<(&'r ModelEntry, &'r VersionEntry)> {
+    let entry = registry
+        .models
+        .get(model)
+        .ok_or_else(|| Error::UnknownModel(model.to_owned()))?;
     let found = match version {
         None => entry.versions.last(),
         Some(version) => entry.versions.iter().find(|v| v.version == version),
@@ -81,10 +103,12 @@ pub fn next_version_name(entry: Option<&ModelEntry>) -> String {
 /// The name a model version shows at the top of the mount: `NAME.EXT` for a file, `NAME` for a folder.
 pub fn mounted_name(model: &str, version: &VersionEntry) -> String {
     match (version.layout, version.files.first()) {
-        (Layout::File, Some(file)) => match Path::new(&file.path).extension().and_then(|e| e.to_str()) {
-            Some(ext) => format!("{model}.{ext}"),
-            None => model.to_owned(),
-        },
+        (Layout::File, Some(file)) => {
+            match Path::new(&file.path).extension().and_then(|e| e.to_str()) {
+                Some(ext) => format!("{model}.{ext}"),
+                None => model.to_owned(),
+            }
+        }
         _ => model.to_owned(),
     }
 }
@@ -96,8 +120,8 @@ pub fn load(path: &Path) -> Result<Registry> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Registry::default()),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let registry: Registry =
-        serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, format!("registry is not valid: {e}")))?;
+    let registry: Registry = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::corrupt(path, format!("registry is not valid: {e}")))?;
     if registry.format != REGISTRY_FORMAT_TAG {
         return Err(Error::corrupt(path, "not a modelfs registry"));
     }
@@ -109,7 +133,9 @@ pub fn load(path: &Path) -> Result<Registry> {
 pub fn save(path: &Path, registry: &mut Registry) -> Result<()> {
     registry.generation += 1;
     registry.version = REGISTRY_FORMAT_VERSION;
-    let bytes = serde_json::to_vec_pretty(registry).map_err(std::io::Error::other).at(path)?;
+    let bytes = serde_json::to_vec_pretty(registry)
+        .map_err(std::io::Error::other)
+        .at(path)?;
     write_atomic(path, &bytes)
 }
 
@@ -123,7 +149,10 @@ mod tests {
             validate_name("model name", good).unwrap();
         }
         for bad in ["", ".hidden", "a/b", "a b", "ü", "x@y", &"x".repeat(129)] {
-            assert!(validate_name("model name", bad).is_err(), "{bad:?} accepted");
+            assert!(
+                validate_name("model name", bad).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 
@@ -145,7 +174,12 @@ mod tests {
         let taken = |names: &[&str]| ModelEntry {
             versions: names
                 .iter()
-                .map(|n| VersionEntry { version: n.to_string(), added_unix: 0, layout: Layout::Dir, files: vec![] })
+                .map(|n| VersionEntry {
+                    version: n.to_string(),
+                    added_unix: 0,
+                    layout: Layout::Dir,
+                    files: vec![],
+                })
                 .collect(),
         };
         assert_eq!(next_version_name(Some(&taken(&["v1"]))), "v2");

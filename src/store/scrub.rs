@@ -40,7 +40,11 @@ pub struct Problem {
 }
 
 /// Verifies the models in `selection` (every version of each; all models if empty).
-pub fn scrub(store: &Store, selection: &[ModelSpec], progress: &dyn Progress) -> Result<ScrubReport> {
+pub fn scrub(
+    store: &Store,
+    selection: &[ModelSpec],
+    progress: &dyn Progress,
+) -> Result<ScrubReport> {
     let registry = store.registry()?;
     let mut targets = Vec::new();
     if selection.is_empty() {
@@ -57,7 +61,10 @@ pub fn scrub(store: &Store, selection: &[ModelSpec], progress: &dyn Progress) ->
         }
     }
 
-    let mut report = ScrubReport { versions: targets.len(), ..ScrubReport::default() };
+    let mut report = ScrubReport {
+        versions: targets.len(),
+        ..ScrubReport::default()
+    };
     let mut labels: Vec<String> = Vec::new();
     let mut users: HashMap<ChunkId, (u32, Vec<usize>)> = HashMap::new();
     for (model, version) in &targets {
@@ -74,13 +81,22 @@ pub fn scrub(store: &Store, selection: &[ModelSpec], progress: &dyn Progress) ->
                         }
                     }
                 }
-                Err(e) => report.problems.push(Problem { description: e.to_string(), affected: vec![label.clone()] }),
+                Err(e) => report.problems.push(Problem {
+                    description: e.to_string(),
+                    affected: vec![label.clone()],
+                }),
             }
             labels.push(label);
         }
     }
 
-    let affected = |id: &ChunkId| users[id].1.iter().map(|&i| labels[i].clone()).collect::<Vec<_>>();
+    let affected = |id: &ChunkId| {
+        users[id]
+            .1
+            .iter()
+            .map(|&i| labels[i].clone())
+            .collect::<Vec<_>>()
+    };
     let ids: Vec<ChunkId> = users.keys().copied().collect();
     let mut located = Vec::with_capacity(ids.len());
     for (batch, locations) in ids.chunks(4096).map(|batch| (batch, store.locate(batch))) {
@@ -101,17 +117,25 @@ pub fn scrub(store: &Store, selection: &[ModelSpec], progress: &dyn Progress) ->
 
     progress.begin(report.bytes);
     let failures = Mutex::new(Vec::new());
-    located.par_chunks(64).for_each_init(Vec::new, |buf, batch| {
-        for (id, location) in batch {
-            if let Err(e) = store.read_chunk(id, location, buf) {
-                failures.lock().expect("failure list poisoned").push((*id, e));
+    located
+        .par_chunks(64)
+        .for_each_init(Vec::new, |buf, batch| {
+            for (id, location) in batch {
+                if let Err(e) = store.read_chunk(id, location, buf) {
+                    failures
+                        .lock()
+                        .expect("failure list poisoned")
+                        .push((*id, e));
+                }
+                progress.advance(u64::from(location.raw_len));
             }
-            progress.advance(u64::from(location.raw_len));
-        }
-    });
+        });
     progress.finish();
     for (id, e) in failures.into_inner().expect("failure list poisoned") {
-        report.problems.push(Problem { description: e.to_string(), affected: affected(&id) });
+        report.problems.push(Problem {
+            description: e.to_string(),
+            affected: affected(&id),
+        });
     }
     Ok(report)
 }

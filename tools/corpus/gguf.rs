@@ -43,7 +43,10 @@ pub fn write(model: &Model, out: &mut impl Write) -> std::io::Result<WriteStats>
         header.extend_from_slice(&offset.to_le_bytes());
         offset = (offset + tensor.byte_len()).div_ceil(ALIGNMENT) * ALIGNMENT;
     }
-    header.resize((header.len() as u64).div_ceil(ALIGNMENT) as usize * ALIGNMENT as usize, 0);
+    header.resize(
+        (header.len() as u64).div_ceil(ALIGNMENT) as usize * ALIGNMENT as usize,
+        0,
+    );
     out.write_all(&header)?;
     let mut written = header.len() as u64;
     let mut tensor_bytes = 0;
@@ -56,5 +59,8 @@ pub fn write(model: &Model, out: &mut impl Write) -> std::io::Result<WriteStats>
         tensor_bytes += bytes.len() as u64;
     }
     out.flush()?;
-    Ok(WriteStats { file_bytes: written, tensor_bytes })
+    Ok(WriteStats {
+        file_bytes: written,
+        tensor_bytes,
+    })
 }

@@ -47,14 +47,19 @@ fn main() -> anyhow::Result<()> {
         Command::Base(args) => (args, false),
         Command::Finetune(args) => (args, true),
     };
-    anyhow::ensure!(args.scale > 0.0 && args.scale <= 100.0, "--scale must be in (0, 100]");
+    anyhow::ensure!(
+        args.scale > 0.0 && args.scale <= 100.0,
+        "--scale must be in (0, 100]"
+    );
     let mut model = model::Model::llama_like(args.scale, args.seed);
     if finetune {
         model = model.finetuned();
     }
-    let file = std::fs::File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut out = std::io::BufWriter::with_capacity(8 << 20, file);
-    let stats = gguf::write(&model, &mut out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let stats = gguf::write(&model, &mut out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!(
         "wrote {}: {} tensors, {} bytes ({} tensor bytes, {} changed)",
         args.out.display(),

@@ -78,14 +78,24 @@ impl Model {
         let mut tensors = Vec::new();
         let mut add = |name: String, dims: Vec<u64>, dtype: DType| {
             let seed = seed ^ fnv(&name);
-            tensors.push(Tensor { name, dims, dtype, seed, changed: false });
+            tensors.push(Tensor {
+                name,
+                dims,
+                dtype,
+                seed,
+                changed: false,
+            });
         };
         add("token_embd.weight".into(), vec![hidden, vocab], DType::F16);
         for layer in 0..layers {
             let t = |suffix: &str| format!("blk.{layer}.{suffix}");
             add(t("attn_norm.weight"), vec![hidden], DType::F32);
             for proj in ["attn_q", "attn_k", "attn_v", "attn_output"] {
-                add(t(&format!("{proj}.weight")), vec![hidden, hidden], DType::F16);
+                add(
+                    t(&format!("{proj}.weight")),
+                    vec![hidden, hidden],
+                    DType::F16,
+                );
             }
             add(t("ffn_norm.weight"), vec![hidden], DType::F32);
             add(t("ffn_gate.weight"), vec![hidden, ffn], DType::F16);
@@ -96,7 +106,10 @@ impl Model {
         add("output.weight".into(), vec![hidden, vocab], DType::F16);
         let metadata = vec![
             ("general.architecture".into(), "llama".into()),
-            ("general.name".into(), format!("modelfs corpus base (seed {seed}, scale {scale})")),
+            (
+                "general.name".into(),
+                format!("modelfs corpus base (seed {seed}, scale {scale})"),
+            ),
         ];
         Model { metadata, tensors }
     }
@@ -112,17 +125,24 @@ impl Model {
         }
         // Key (8 + 16 bytes) + type (4) + value (8 + 1,340 bytes) = 1,376 bytes, a multiple of the
         // 32-byte alignment, so the data section moves by exactly that much.
-        self.metadata.push(("general.finetune".into(), "x".repeat(1340)));
+        self.metadata
+            .push(("general.finetune".into(), "x".repeat(1340)));
         self
     }
 
     pub fn changed_tensor_bytes(&self) -> u64 {
-        self.tensors.iter().filter(|t| t.changed).map(Tensor::byte_len).sum()
+        self.tensors
+            .iter()
+            .filter(|t| t.changed)
+            .map(Tensor::byte_len)
+            .sum()
     }
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// splitmix64: small, fast and good enough for synthetic weights.

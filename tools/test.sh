@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit and property tests, and integration tests that mount FUSE for
+# real (run as root, with /dev/fuse). One release build serves the binary and the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup-deps.sh
+cargo test --release --all-targets "$@"
