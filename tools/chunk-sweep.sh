@@ -11,9 +11,9 @@ cargo build --release --quiet
 bin=target/release
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 $bin/modelfs-corpus base "$work/base.gguf" --scale "$scale" >/dev/null
-$bin/modelfs-corpus finetune "$work/ft.gguf" --scale "$scale" | sed 's/.*(/changed tensors: (/'
+changed=$($bin/modelfs-corpus finetune "$work/ft.gguf" --scale "$scale" | sed -E 's/.*, ([0-9]+) changed.*/\1/')
+echo "fine-tune changes $changed bytes of tensors"
 printf '%8s %12s %14s %16s %14s\n' avg_KiB base_chunks base_add_MB/s finetune_new_MB overhead_vs_changed
-changed=$($bin/modelfs-corpus finetune "$work/ft2.gguf" --scale "$scale" | sed -E 's/.*, ([0-9]+) changed.*/\1/'); rm "$work/ft2.gguf"
 for kib in $sizes; do
   store="$work/store-$kib"
   $bin/modelfs --store "$store" init --avg-chunk-kib "$kib" >/dev/null
@@ -21,8 +21,6 @@ for kib in $sizes; do
   ft_out=$($bin/modelfs --store "$store" add ft "$work/ft.gguf")
   chunks=$(echo "$base_out" | sed -nE 's/.* in ([0-9]+) chunks, stored.*/\1/p')
   rate=$(echo "$base_out" | sed -nE 's/.*\(([0-9]+) MB\/s\).*/\1/p')
-  new=$($bin/modelfs --store "$store" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["unique_bytes"])')
-  base_unique=$(echo "$base_out" | sed -nE 's/.*new: ([0-9.]+ [kMG]?B) in.*/\1/p')
   ft_new=$(echo "$ft_out" | sed -nE 's/.*new: ([0-9.]+) ([kMG]?B) in.*/\1 \2/p')
   python3 - "$kib" "$chunks" "$rate" "$ft_new" "$changed" <<'PY'
 import sys

@@ -17,7 +17,7 @@ if [ -z "$model" ]; then
   model=$(mktemp -d)/sample.gguf
   "$bin/modelfs-corpus" base "$model" --scale 0.02
 fi
-name=$(basename "$model"); name=${name%%.*}; name=$(echo "$name" | tr -c 'A-Za-z0-9._-\n' '-')
+name=$(basename "$model"); name=${name%%.*}; name=$(echo "$name" | sed 's/[^A-Za-z0-9._-]/-/g')
 if "$bin/modelfs" ls "$name" >/dev/null 2>&1; then
   echo "model $name is already in the store; adding as a new version"
 fi
