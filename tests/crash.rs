@@ -182,3 +182,43 @@ fn a_mount_finds_chunks_that_gc_moved_before_it_read_them() {
     // The mount looked nothing up before gc moved the chunks; it must find them at their new place.
     assert!(std::fs::read(mount.join("keep.gguf")).unwrap() == keep);
 }
+
+#[test]
+fn kill_9_during_gc_leaves_every_model_readable() {
+    let store = TestStore::uninitialised();
+    store.ok(&["init", "--avg-chunk-kib", "16", "--pack-size-mib", "2"]);
+    let keep = random_bytes(10, 12_000_000);
+    add_sharing_one_pack(&store, &keep, 40_000_000);
+    store.ok(&["rm", "drop"]);
+    for delay_ms in [2, 10, 30, 80, 200] {
+        let mut child = Command::new(MODELFS)
+            .arg("--store")
+            .arg(&store.store)
+            .arg("gc")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::SIGKILL,
+        );
+        child.wait().unwrap();
+        assert!(
+            store.ok(&["verify"]).contains("all good"),
+            "after kill at {delay_ms} ms"
+        );
+        assert!(
+            store.run(&["cat", "keep"]).stdout == keep,
+            "after kill at {delay_ms} ms"
+        );
+    }
+    store.ok(&["gc"]);
+    assert!(store.run(&["cat", "keep"]).stdout == keep);
+    let stored = stats(&store)["stored_bytes"].as_u64().unwrap();
+    assert!(
+        stored < 14_000_000,
+        "gc finished the job: {stored} bytes stored"
+    );
+}

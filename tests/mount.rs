@@ -222,3 +222,42 @@ fn models_added_while_mounted_appear_and_umount_works() {
     store.ok(&["umount", mount.path.to_str().unwrap()]);
     assert!(!mount.join("first.gguf").exists(), "unmounted");
 }
+
+#[test]
+fn a_foreground_mount_unmounts_cleanly_on_sigterm_and_sigint() {
+    use std::process::{Command, Stdio};
+    let store = TestStore::new();
+    store.ok(&["add", "m", store.file("m.gguf", b"bytes").to_str().unwrap()]);
+    for signal in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
+        let mountpoint = tempfile::tempdir_in(store.dir.path()).unwrap();
+        let mut child = Command::new(crate::util::MODELFS)
+            .arg("--store")
+            .arg(&store.store)
+            .arg("mount")
+            .arg(mountpoint.path())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !mountpoint.path().join("m.gguf").exists() {
+            assert!(
+                Instant::now() < deadline,
+                "foreground mount never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            std::fs::read(mountpoint.path().join("m.gguf")).unwrap(),
+            b"bytes"
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "{signal} should end the mount with success"
+        );
+        assert!(
+            !mountpoint.path().join("m.gguf").exists(),
+            "still mounted after {signal}"
+        );
+    }
+}

@@ -22,6 +22,7 @@ field() { echo "$1" | python3 -c "import re,sys; t=sys.stdin.read(); print(re.se
 
 "$bin/modelfs-corpus" base "$work/base.gguf" --scale "$scale" >/dev/null
 changed=$("$bin/modelfs-corpus" finetune "$work/finetune.gguf" --scale "$scale" | sed -E 's/.*, ([0-9]+) changed.*/\1/')
+one=$("$bin/modelfs-corpus" one-tensor "$work/one-tensor.gguf" --scale "$scale" | sed -E 's/.*, ([0-9]+) changed.*/\1/')
 size=$(stat -c %s "$work/base.gguf")
 "$bin/modelfs" init >/dev/null
 
@@ -32,6 +33,7 @@ cat "$work/base.gguf" >/dev/null
 warm_add=$("$bin/modelfs" add base "$work/base.gguf")
 readd=$("$bin/modelfs" add base-again "$work/base.gguf")
 ft=$("$bin/modelfs" add finetune "$work/finetune.gguf")
+onet=$("$bin/modelfs" add one-tensor "$work/one-tensor.gguf")
 
 "$bin/modelfs" mount "$mnt" --daemon >/dev/null
 drop_caches; native_cold=$(read_rate "$work/base.gguf")
@@ -39,20 +41,21 @@ drop_caches; mount_cold=$(read_rate "$mnt/base.gguf")
 read_rate "$work/base.gguf" >/dev/null; native_warm=$(read_rate "$work/base.gguf")
 read_rate "$mnt/base.gguf" >/dev/null; mount_warm=$(read_rate "$mnt/base.gguf")
 
-python3 - "$size" "$changed" "$native_cold" "$mount_cold" "$native_warm" "$mount_warm" <<PY
+python3 - "$size" "$changed" "$one" "$native_cold" "$mount_cold" "$native_warm" "$mount_warm" <<PY
 import sys, re
-size, changed, nc, mc, nw, mw = map(float, sys.argv[1:])
+size, changed, one, nc, mc, nw, mw = map(float, sys.argv[1:])
 def rate(out): return float(re.search(r"\((\d+) MB/s\)", out)[1])
 def new(out):
     v, u = re.search(r"new: ([0-9.]+) ([kMG]?B) in", out).groups()
     return float(v) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[u]
-cold_add, warm_add, readd, ft = """$cold_add""", """$warm_add""", """$readd""", """$ft"""
+cold_add, warm_add, readd, ft, onet = """$cold_add""", """$warm_add""", """$readd""", """$ft""", """$onet"""
 print(f"model: {size/1e9:.2f} GB fp16 GGUF; fine-tune changes {changed/1e6:.1f} MB of tensors")
 print(f"{'measurement':<44} {'modelfs':>10} {'native':>10} {'ratio':>7}")
 print(f"{'add, input not cached (MB/s)':<44} {rate(cold_add):>10.0f}")
 print(f"{'add, input cached (MB/s)':<44} {rate(warm_add):>10.0f}")
 print(f"{'re-adding the same file stores (MB)':<44} {new(readd)/1e6:>10.2f}")
 print(f"{'adding the fine-tune stores (MB)':<44} {new(ft)/1e6:>10.2f} {changed/1e6:>10.2f} {new(ft)/changed:>6.3f}x")
+print(f"{'adding a copy with one changed tensor (MB)':<44} {new(onet)/1e6:>10.2f} {one/1e6:>10.2f} {new(onet)/one:>6.3f}x")
 print(f"{'sequential read, cold (MB/s)':<44} {mc:>10.0f} {nc:>10.0f} {mc/nc:>6.2f}x")
 print(f"{'sequential read, warm (MB/s)':<44} {mw:>10.0f} {nw:>10.0f} {mw/nw:>6.2f}x")
 PY

@@ -27,6 +27,8 @@ enum Command {
     Base(Args),
     /// A fine-tune of the base as GGUF: ~10% of tensors changed, metadata edited.
     Finetune(Args),
+    /// The base with exactly one tensor (blk.0.ffn_up.weight) changed and nothing else.
+    OneTensor(Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,18 +45,16 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let (args, finetune) = match cli.command {
-        Command::Base(args) => (args, false),
-        Command::Finetune(args) => (args, true),
+    let (args, variant): (Args, fn(model::Model) -> model::Model) = match cli.command {
+        Command::Base(args) => (args, |m| m),
+        Command::Finetune(args) => (args, model::Model::finetuned),
+        Command::OneTensor(args) => (args, |m| m.with_changed_tensor("blk.0.ffn_up.weight")),
     };
     anyhow::ensure!(
         args.scale > 0.0 && args.scale <= 100.0,
         "--scale must be in (0, 100]"
     );
-    let mut model = model::Model::llama_like(args.scale, args.seed);
-    if finetune {
-        model = model.finetuned();
-    }
+    let model = variant(model::Model::llama_like(args.scale, args.seed));
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut out = std::io::BufWriter::with_capacity(8 << 20, file);

@@ -130,6 +130,15 @@ impl Model {
         self
     }
 
+    /// The model with new values for the tensor `name` only.
+    pub fn with_changed_tensor(mut self, name: &str) -> Model {
+        for tensor in self.tensors.iter_mut().filter(|t| t.name == name) {
+            tensor.seed = tensor.seed.wrapping_mul(31).wrapping_add(7);
+            tensor.changed = true;
+        }
+        self
+    }
+
     pub fn changed_tensor_bytes(&self) -> u64 {
         self.tensors
             .iter()
