@@ -451,30 +451,8 @@ fn whole_file_digests(data: &[u8]) -> ([u8; 32], [u8; 32]) {
 mod tests {
     use super::*;
     use crate::progress::Silent;
-    use crate::store::file::OpenFile;
-    use crate::store::registry::resolve;
-    use crate::testutil::{random_bytes, small_store};
+    use crate::testutil::{add_model, open_model, random_bytes, small_store};
     use proptest::prelude::*;
-
-    fn add_bytes(store: &Store, dir: &Path, model: &str, bytes: &[u8]) -> AddReport {
-        let path = dir.join(format!("{model}.bin"));
-        std::fs::write(&path, bytes).unwrap();
-        let request = AddRequest {
-            model: model.into(),
-            version: None,
-            source: path,
-        };
-        add(store, &request, &Silent).unwrap()
-    }
-
-    fn open(store: &Store, model: &str) -> OpenFile {
-        let registry = store.registry().unwrap();
-        let (_, version) = resolve(&registry, model, None).unwrap();
-        OpenFile::new(
-            model.into(),
-            store.manifest(&version.files[0].manifest).unwrap(),
-        )
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
@@ -485,8 +463,8 @@ mod tests {
             let mut bytes = random_bytes(seed, len);
             // Make part of it compressible so both codecs are exercised.
             for b in bytes.iter_mut().take(len / 3) { *b &= 0x0f; }
-            add_bytes(&store, dir.path(), "m", &bytes);
-            let file = open(&store, "m");
+            add_model(&store, dir.path(), "m", &bytes);
+            let file = open_model(&store, "m");
             prop_assert_eq!(file.size(), len as u64);
             let mut whole = vec![0u8; len];
             prop_assert_eq!(file.read_at(&store, 0, &mut whole).unwrap(), len);
@@ -507,13 +485,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = small_store(&dir.path().join("store"));
         let bytes = random_bytes(7, 500_000);
-        let first = add_bytes(&store, dir.path(), "a", &bytes);
+        let first = add_model(&store, dir.path(), "a", &bytes);
         assert_eq!(first.new_bytes, 500_000);
-        let second = add_bytes(&store, dir.path(), "b", &bytes);
+        let second = add_model(&store, dir.path(), "b", &bytes);
         assert_eq!((second.new_chunks, second.new_bytes), (0, 0));
         let mut shifted = random_bytes(8, 100);
         shifted.extend_from_slice(&bytes);
-        let third = add_bytes(&store, dir.path(), "c", &shifted);
+        let third = add_model(&store, dir.path(), "c", &shifted);
         assert!(
             third.new_bytes < 60_000,
             "a shifted copy re-stored {} bytes",
@@ -525,7 +503,7 @@ mod tests {
     fn duplicate_versions_and_bad_names_are_refused_without_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = small_store(&dir.path().join("store"));
-        add_bytes(&store, dir.path(), "a", b"hello");
+        add_model(&store, dir.path(), "a", b"hello");
         let path = dir.path().join("a.bin");
         let again = AddRequest {
             model: "a".into(),

@@ -33,3 +33,33 @@ pub fn small_store(dir: &Path) -> Store {
     Store::init(dir, options).unwrap();
     Store::open(dir, Access::Write).unwrap()
 }
+
+/// Adds `bytes` as the single-file model `model` (the input is written under `dir`).
+pub fn add_model(store: &Store, dir: &Path, model: &str, bytes: &[u8]) -> crate::ingest::AddReport {
+    let path = dir.join(format!("{model}.bin"));
+    std::fs::write(&path, bytes).unwrap();
+    let request = crate::ingest::AddRequest {
+        model: model.into(),
+        version: None,
+        source: path,
+    };
+    crate::ingest::add(store, &request, &crate::progress::Silent).unwrap()
+}
+
+/// Opens the newest version of the single-file model `model`.
+pub fn open_model(store: &Store, model: &str) -> crate::store::file::OpenFile {
+    let registry = store.registry().unwrap();
+    let (_, version) = crate::store::registry::resolve(&registry, model, None).unwrap();
+    crate::store::file::OpenFile::new(
+        model.into(),
+        store.manifest(&version.files[0].manifest).unwrap(),
+    )
+}
+
+/// All bytes of the newest version of the single-file model `model`.
+pub fn read_model(store: &Store, model: &str) -> Vec<u8> {
+    let file = open_model(store, model);
+    let mut out = vec![0u8; file.size() as usize];
+    assert_eq!(file.read_at(store, 0, &mut out).unwrap(), out.len());
+    out
+}

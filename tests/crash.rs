@@ -1,10 +1,9 @@
 //! Interrupted and failed writes: `kill -9` during `add` and `gc`, a full disk, and `gc` under a
 //! running mount.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{MODELFS, TestStore, random_bytes, sh};
+use crate::util::{SystemMount, TestStore, kill_after, random_bytes, sh};
 
 fn stats(store: &TestStore) -> serde_json::Value {
     serde_json::from_str(&store.ok(&["stats", "--json"])).unwrap()
@@ -23,22 +22,8 @@ fn kill_9_during_add_leaves_earlier_models_intact_and_the_add_invisible() {
     let big = store.file("big.gguf", &random_bytes(2, 120_000_000));
 
     for delay_ms in [5, 40, 150, 400, 900] {
-        let mut child = Command::new(MODELFS)
-            .arg("--store")
-            .arg(&store.store)
-            .args(["add", "big"])
-            .arg(&big)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::SIGKILL,
-        );
-        let status = child.wait().unwrap();
-        if status.success() {
+        let args = ["add", "big", big.to_str().unwrap()];
+        if kill_after(&store.store, &args, Duration::from_millis(delay_ms)) {
             // The add won the race; take it out again so the next round starts from the same state.
             store.ok(&["rm", "big"]);
             continue;
@@ -71,18 +56,11 @@ fn kill_9_during_add_leaves_earlier_models_intact_and_the_add_invisible() {
 fn a_full_disk_during_add_leaves_the_store_as_it_was() {
     let store = TestStore::uninitialised();
     let small_fs = store.path("small-fs");
-    std::fs::create_dir(&small_fs).unwrap();
-    sh(&format!(
+    let command = format!(
         "mount -t tmpfs -o size=48m modelfs-test {}",
         small_fs.display()
-    ));
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-    let _unmount = Unmount(small_fs.clone());
+    );
+    let _small_fs = SystemMount::new(&small_fs, &command);
     let on_small = TestStore {
         dir: tempfile::tempdir().unwrap(),
         store: small_fs.join("store"),
@@ -191,20 +169,7 @@ fn kill_9_during_gc_leaves_every_model_readable() {
     add_sharing_one_pack(&store, &keep, 40_000_000);
     store.ok(&["rm", "drop"]);
     for delay_ms in [2, 10, 30, 80, 200] {
-        let mut child = Command::new(MODELFS)
-            .arg("--store")
-            .arg(&store.store)
-            .arg("gc")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::SIGKILL,
-        );
-        child.wait().unwrap();
+        kill_after(&store.store, &["gc"], Duration::from_millis(delay_ms));
         assert!(
             store.ok(&["verify"]).contains("all good"),
             "after kill at {delay_ms} ms"

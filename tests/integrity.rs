@@ -9,7 +9,7 @@ use modelfs::format::pack::RECORD_HEADER_LEN;
 use modelfs::store::pack::pack_path;
 use modelfs::{Access, Store};
 
-use crate::util::{TestStore, random_bytes, sh};
+use crate::util::{SystemMount, TestStore, random_bytes};
 
 /// The chunks of `model`'s newest first file, and where each one lives: (chunk, pack file, record offset).
 fn chunk_places(store_dir: &Path, model: &str) -> Vec<(ChunkRef, std::path::PathBuf, u64)> {
@@ -193,20 +193,9 @@ fn a_store_on_a_read_only_bind_mount_mounts_and_serves() {
     let bytes = random_bytes(5, 600_000);
     store.ok(&["add", "m", store.file("m.gguf", &bytes).to_str().unwrap()]);
     let ro = store.path("ro-store");
-    std::fs::create_dir(&ro).unwrap();
-    sh(&format!(
-        "mount --bind {} {} && mount -o remount,bind,ro {}",
-        store.store.display(),
-        ro.display(),
-        ro.display()
-    ));
-    struct Unbind(std::path::PathBuf);
-    impl Drop for Unbind {
-        fn drop(&mut self) {
-            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-    let _unbind = Unbind(ro.clone());
+    let (from, to) = (store.store.display(), ro.display());
+    let command = format!("mount --bind {from} {to} && mount -o remount,bind,ro {to}");
+    let _bind = SystemMount::new(&ro, &command);
 
     let ro_store = TestStore {
         dir: tempfile::tempdir().unwrap(),

@@ -183,3 +183,40 @@ pub fn sh(script: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Mounts with the shell command `mount_command` (which must mount `path`) and detaches the mount
+/// when dropped, so a failing test cannot leave it behind.
+pub struct SystemMount(pub PathBuf);
+
+impl SystemMount {
+    pub fn new(path: &Path, mount_command: &str) -> SystemMount {
+        std::fs::create_dir_all(path).unwrap();
+        sh(mount_command);
+        SystemMount(path.to_owned())
+    }
+}
+
+impl Drop for SystemMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Starts `modelfs --store STORE ARGS…`, kills it with SIGKILL after `delay`, and returns whether
+/// it had already finished successfully.
+pub fn kill_after(store: &Path, args: &[&str], delay: std::time::Duration) -> bool {
+    let mut child = Command::new(MODELFS)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGKILL,
+    );
+    child.wait().unwrap().success()
+}

@@ -587,37 +587,12 @@ fn open_reader_index(root: &Path, config: &StoreConfig) -> Result<(Index, bool)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{AddRequest, add};
-    use crate::progress::Silent;
-    use crate::store::file::OpenFile;
-    use crate::testutil::{random_bytes, small_store};
-
-    fn read_all(store: &Store, model: &str) -> Vec<u8> {
-        let registry = store.registry().unwrap();
-        let (_, version) = registry::resolve(&registry, model, None).unwrap();
-        let file = OpenFile::new(
-            model.into(),
-            store.manifest(&version.files[0].manifest).unwrap(),
-        );
-        let mut out = vec![0u8; file.size() as usize];
-        file.read_at(store, 0, &mut out).unwrap();
-        out
-    }
+    use crate::testutil::{add_model, random_bytes, read_model, small_store};
 
     fn store_with_model(dir: &Path, bytes: &[u8]) -> PathBuf {
         let root = dir.join("store");
         let store = small_store(&root);
-        std::fs::write(dir.join("m.bin"), bytes).unwrap();
-        add(
-            &store,
-            &AddRequest {
-                model: "m".into(),
-                version: None,
-                source: dir.join("m.bin"),
-            },
-            &Silent,
-        )
-        .unwrap();
+        add_model(&store, dir, "m", bytes);
         root
     }
 
@@ -636,7 +611,7 @@ mod tests {
         std::fs::remove_dir_all(root.join(INDEX_DIR)).unwrap();
         assert_eq!(Store::rebuild_index(&root).unwrap(), packs_before);
         assert_eq!(
-            read_all(&Store::open(&root, Access::Read).unwrap(), "m"),
+            read_model(&Store::open(&root, Access::Read).unwrap(), "m"),
             bytes
         );
     }
@@ -650,7 +625,7 @@ mod tests {
         // SAFETY of the test: XDG_CACHE_HOME is only read by this process's store code.
         unsafe { std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache")) };
         let store = Store::open(&root, Access::Read).unwrap();
-        assert_eq!(read_all(&store, "m"), bytes);
+        assert_eq!(read_model(&store, "m"), bytes);
         assert!(
             !root.join(INDEX_DIR).exists(),
             "a reader must not write to the store"
@@ -685,7 +660,7 @@ mod tests {
             store.locate(&[orphan.1]).unwrap()[0].map(|l| l.pack),
             Some(orphan.0)
         );
-        assert_eq!(read_all(&store, "m"), bytes);
+        assert_eq!(read_model(&store, "m"), bytes);
     }
 
     #[test]
