@@ -111,47 +111,47 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Decodes `payload` as described by `header` into `out` (cleared first) and checks it hashes to the
-/// chunk id. On error `out` holds no usable bytes.
-pub fn decode_verified(
-    header: &RecordHeader,
-    payload: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), DecodeError> {
-    out.clear();
-    match header.codec {
-        Codec::Raw => out.extend_from_slice(payload),
-        Codec::Zstd => {
-            out.reserve(header.raw_len as usize);
-            DECOMPRESSOR
-                .with_borrow_mut(|decompressor| match decompressor {
-                    Some(d) => d.decompress_to_buffer(payload, out),
-                    None => decompressor
-                        .insert(zstd::bulk::Decompressor::new()?)
-                        .decompress_to_buffer(payload, out),
-                })
-                .map_err(|e| {
-                    out.clear();
-                    DecodeError::Zstd(e.to_string())
-                })?;
+/// Decodes `payload` (encoded with `codec`) into `dst`, which must be exactly the decoded length.
+/// The bytes are not yet verified: see [`verify`].
+pub fn decode_into(codec: Codec, payload: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
+    let produced = match codec {
+        Codec::Raw => {
+            if payload.len() == dst.len() {
+                dst.copy_from_slice(payload);
+            }
+            payload.len()
         }
+        Codec::Zstd => DECOMPRESSOR
+            .with_borrow_mut(|slot| {
+                let decompressor = match slot {
+                    Some(d) => d,
+                    None => slot.insert(zstd::bulk::Decompressor::new()?),
+                };
+                decompressor.decompress_to_buffer(payload, dst)
+            })
+            .map_err(|e| DecodeError::Zstd(e.to_string()))?,
+    };
+    if produced != dst.len() {
+        return Err(DecodeError::Length { got: produced, expected: dst.len() as u32 });
     }
-    verify(header, out)
+    Ok(())
 }
 
-/// Checks decoded bytes against the header's length and id.
-pub fn verify(header: &RecordHeader, raw: &[u8]) -> Result<(), DecodeError> {
-    if raw.len() != header.raw_len as usize {
-        return Err(DecodeError::Length {
-            got: raw.len(),
-            expected: header.raw_len,
-        });
-    }
+/// Checks that decoded bytes hash to `id`.
+pub fn verify(id: &ChunkId, raw: &[u8]) -> Result<(), DecodeError> {
     let actual = ChunkId::of(raw);
-    if actual != header.chunk_id {
+    if actual != *id {
         return Err(DecodeError::HashMismatch(actual));
     }
     Ok(())
+}
+
+/// Decodes the payload of a record into `out` (resized to the decoded length) and checks it
+/// hashes to the record's chunk id. On error `out` holds no usable bytes.
+pub fn decode_verified(header: &RecordHeader, payload: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    out.resize(header.raw_len as usize, 0);
+    decode_into(header.codec, payload, out)?;
+    verify(&header.chunk_id, out)
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ pub fn open_model(store: &Store, model: &str) -> crate::store::file::OpenFile {
     crate::store::file::OpenFile::new(
         model.into(),
         store.manifest(&version.files[0].manifest).unwrap(),
+        Default::default(),
     )
 }
 

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::format::registry::{Layout, Registry, VersionEntry};
 use crate::id::ManifestId;
 use crate::store::Store;
-use crate::store::file::OpenFile;
+use crate::store::file::{OpenFile, VerifyPolicy};
 use crate::store::registry::mounted_name;
 
 /// Inode number of the root directory.
@@ -121,11 +121,12 @@ pub struct Vfs {
     /// Files open under any handle, by manifest, so concurrent opens of one file share its
     /// resolved chunk locations. Weak: the last `release` frees the table.
     open_files: Mutex<HashMap<ManifestId, Weak<OpenFile>>>,
+    verify: VerifyPolicy,
 }
 
 impl Vfs {
     /// Builds the tree of the store's current registry.
-    pub fn new(store: Arc<Store>) -> Result<Vfs> {
+    pub fn new(store: Arc<Store>, verify: VerifyPolicy) -> Result<Vfs> {
         let vfs = Vfs {
             store,
             tree: RwLock::new(Tree::default()),
@@ -137,6 +138,7 @@ impl Vfs {
             handles: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             open_files: Mutex::new(HashMap::new()),
+            verify,
         };
         vfs.reload()?;
         Ok(vfs)
@@ -242,7 +244,7 @@ impl Vfs {
             match open_files.get(&manifest_id).and_then(Weak::upgrade) {
                 Some(file) => file,
                 None => {
-                    let file = Arc::new(OpenFile::new(label, self.store.manifest(&manifest_id)?));
+                    let file = Arc::new(OpenFile::new(label, self.store.manifest(&manifest_id)?, self.verify));
                     open_files.retain(|_, weak| weak.strong_count() > 0);
                     open_files.insert(manifest_id, Arc::downgrade(&file));
                     file
@@ -257,20 +259,12 @@ impl Vfs {
         Ok(handle)
     }
 
-    /// Reads up to `size` bytes at `offset` through `handle`; fewer only at the end of the file.
-    pub fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let file = self
-            .handles
-            .read()
-            .expect("handle table poisoned")
-            .get(&handle)
-            .cloned();
+    /// Reads into `dst` at `offset` through `handle`; returns the bytes read, fewer than
+    /// `dst.len()` only at the end of the file.
+    pub fn read(&self, handle: u64, offset: u64, dst: &mut [u8]) -> Result<usize> {
+        let file = self.handles.read().expect("handle table poisoned").get(&handle).cloned();
         let file = file.ok_or(Error::StaleHandle(handle))?;
-        let len = file.size().saturating_sub(offset).min(u64::from(size)) as usize;
-        let mut buf = vec![0u8; len];
-        let read = file.read_at(&self.store, offset, &mut buf)?;
-        buf.truncate(read);
-        Ok(buf)
+        file.read_at(&self.store, offset, dst)
     }
 
     /// Closes `handle`.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use modelfs::Access;
 use modelfs::format::registry::Layout;
-use modelfs::store::file::OpenFile;
+use modelfs::store::file::{OpenFile, VerifyPolicy};
 use modelfs::store::registry::{ModelSpec, resolve};
 
 use super::open_store;
@@ -43,7 +43,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         ),
     };
     let label = format!("{}@{}/{}", spec.model, version.version, file.path);
-    let open = OpenFile::new(label.clone(), store.manifest(&file.manifest)?);
+    let open = OpenFile::new(label.clone(), store.manifest(&file.manifest)?, VerifyPolicy::EveryRead);
     let mut stdout = std::io::stdout().lock();
     let mut buf = vec![0u8; 4 << 20];
     let mut offset = 0;

@@ -10,6 +10,7 @@ use modelfs::fuse::{self, MountOptions};
 use modelfs::mount::{
     ControlSignal, DaemonChild, Forked, block_control_signals, check_mountpoint, fork_daemon,
 };
+use modelfs::store::file::VerifyPolicy;
 use modelfs::store::{machine_cache_dir, read_config};
 use modelfs::vfs::Vfs;
 use modelfs::{Access, Store};
@@ -33,9 +34,18 @@ pub struct Args {
     /// Memory for decoded chunks reused by small reads, in MiB.
     #[arg(long, default_value_t = 64)]
     cache_mib: usize,
+    /// When to hash a chunk: the first time the mount reads it, or on every read from its pack.
+    #[arg(long, value_enum, default_value_t = Verify::FirstRead)]
+    verify: Verify,
     /// Log file of the background mount [default: ~/.cache/modelfs/STORE_ID/mount.log].
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Verify {
+    FirstRead,
+    EveryRead,
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,7 +98,11 @@ fn serve(
         let mut store = Store::open(store_dir, Access::Read)
             .with_context(|| format!("cannot open store {}", store_dir.display()))?;
         store.set_cache_capacity(args.cache_mib << 20);
-        let vfs = Arc::new(Vfs::new(Arc::new(store))?);
+        let verify = match args.verify {
+            Verify::FirstRead => VerifyPolicy::FirstRead,
+            Verify::EveryRead => VerifyPolicy::EveryRead,
+        };
+        let vfs = Arc::new(Vfs::new(Arc::new(store), verify)?);
         let options = MountOptions {
             threads: usize::from(args.threads),
             ..MountOptions::default()
@@ -117,6 +131,7 @@ fn serve(
         }
     };
     info!(mountpoint = %mountpoint.display(), "serving");
+    refresh_shared_chunks(&vfs);
 
     let mut last_poll = std::time::Instant::now();
     loop {
@@ -139,14 +154,23 @@ fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-fn reload(vfs: &Vfs, forced: bool) {
-    let result = if forced {
-        vfs.reload().map(|()| true)
-    } else {
-        vfs.reload_if_changed()
-    };
+/// Recomputes, in the background, which chunks several files share (their pack pages stay cached).
+fn refresh_shared_chunks(vfs: &Arc<Vfs>) {
+    let store = vfs.store().clone();
+    std::thread::spawn(move || {
+        if let Err(e) = store.refresh_shared_chunks() {
+            warn!(error = %e, "could not work out which chunks are shared; keeping all pack pages cached");
+        }
+    });
+}
+
+fn reload(vfs: &Arc<Vfs>, forced: bool) {
+    let result = if forced { vfs.reload().map(|()| true) } else { vfs.reload_if_changed() };
     match result {
-        Ok(true) => info!("registry re-read"),
+        Ok(true) => {
+            info!("registry re-read");
+            refresh_shared_chunks(vfs);
+        }
         Ok(false) => {}
         Err(e) => warn!(error = %e, "could not re-read the registry; serving the previous one"),
     }

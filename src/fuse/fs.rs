@@ -17,6 +17,11 @@ use crate::vfs::{NodeAttr, NodeKind, Vfs};
 /// Largest read the kernel is asked to send (it needs the mount's bdi readahead raised to use it).
 const MAX_READAHEAD: u32 = 1 << 20;
 
+thread_local! {
+    /// Per-worker buffer the reply of a read is assembled in.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 pub(super) struct ModelFs {
     vfs: Arc<Vfs>,
     uid: u32,
@@ -95,10 +100,16 @@ impl Filesystem for ModelFs {
         reply: ReplyData,
     ) {
         debug!(ino = ino.0, offset, size, "read");
-        match self.vfs.read(fh.0, offset, size) {
-            Ok(bytes) => reply.data(&bytes),
-            Err(e) => reply.error(errno(&e)),
-        }
+        READ_BUFFER.with_borrow_mut(|buf| {
+            // Grown once to the largest request and never shrunk, so reads neither allocate nor zero.
+            if buf.len() < size as usize {
+                buf.resize(size as usize, 0);
+            }
+            match self.vfs.read(fh.0, offset, &mut buf[..size as usize]) {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn release(

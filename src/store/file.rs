@@ -6,22 +6,28 @@
 //! that logs a bad read with model, file, chunk and pack, and the one place a later repair from a
 //! second source hooks in.
 
-use std::cell::RefCell;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::{error, warn};
 
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
-use crate::store::Store;
 use crate::store::index::Location;
+use crate::store::{Check, Store};
 
 /// How many chunk locations one index round trip resolves (covers several MiB of readahead).
 const RESOLVE_BATCH: usize = 256;
 
-thread_local! {
-    /// Per-thread decode buffer for whole-chunk reads, reused across calls to avoid an allocation per chunk.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// When the read path hashes a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyPolicy {
+    /// The first time this open file reads the chunk; later reads of it (after the kernel dropped
+    /// its pages) trust the pack bytes verified before.
+    #[default]
+    FirstRead,
+    /// Every time the chunk is read from its pack.
+    EveryRead,
 }
 
 /// A file opened for reading.
@@ -31,17 +37,30 @@ pub struct OpenFile {
     /// Location of each chunk once resolved. Written rarely (a batch resolve or a relocation after
     /// `gc`), read on every chunk access, hence a read-write lock over the whole table.
     locations: RwLock<Vec<Option<Location>>>,
+    /// Bit per chunk: verified at its current location. Lock-free so parallel readers never wait.
+    verified: Vec<AtomicU64>,
+    policy: VerifyPolicy,
 }
 
 impl OpenFile {
     /// Wraps a manifest; `label` (`model@version/path`) names the file in log lines and errors.
-    pub fn new(label: String, manifest: Manifest) -> OpenFile {
+    pub fn new(label: String, manifest: Manifest, policy: VerifyPolicy) -> OpenFile {
         let locations = RwLock::new(vec![None; manifest.chunks.len()]);
-        OpenFile {
-            label,
-            manifest,
-            locations,
-        }
+        let verified = (0..manifest.chunks.len().div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+        OpenFile { label, manifest, locations, verified, policy }
+    }
+
+    fn is_verified(&self, index: usize) -> bool {
+        self.policy == VerifyPolicy::FirstRead
+            && self.verified[index / 64].load(Ordering::Relaxed) & (1 << (index % 64)) != 0
+    }
+
+    fn set_verified(&self, index: usize, verified: bool) {
+        let bit = 1 << (index % 64);
+        match verified {
+            true => self.verified[index / 64].fetch_or(bit, Ordering::Relaxed),
+            false => self.verified[index / 64].fetch_and(!bit, Ordering::Relaxed),
+        };
     }
 
     /// The file's size in bytes.
@@ -82,34 +101,38 @@ impl OpenFile {
         Ok((end - offset) as usize)
     }
 
-    /// Copies bytes `within..within + dst.len()` of chunk `index` into `dst`. A whole chunk is decoded
-    /// straight through a scratch buffer; a part of one goes through the decoded-chunk cache so the
-    /// neighbouring small reads that usually follow do not decode it again.
+    /// Copies bytes `within..within + dst.len()` of chunk `index` into `dst`. A chunk the
+    /// decoded-chunk cache holds is copied from there; a whole chunk is read straight into `dst`;
+    /// a part of one goes through the cache so the neighbouring small reads that usually follow do
+    /// not decode it again.
     fn copy_chunk(&self, store: &Store, index: usize, within: usize, dst: &mut [u8]) -> Result<()> {
         let id = self.manifest.chunks[index].id;
+        if let Some(bytes) = store.chunk_from_cache(&id) {
+            dst.copy_from_slice(&bytes[within..][..dst.len()]);
+            return Ok(());
+        }
         let whole = within == 0 && dst.len() == self.manifest.chunks[index].len as usize;
         let mut relocated = false;
         loop {
             let location = self.location(store, index)?;
             let result = if whole {
-                SCRATCH.with_borrow_mut(|scratch| {
-                    store
-                        .read_chunk(&id, &location, scratch)
-                        .map(|()| dst.copy_from_slice(scratch))
-                })
+                let check = if self.is_verified(index) { Check::Trust } else { Check::Verify };
+                store.read_chunk_into(&id, &location, dst, check)
             } else {
-                store
-                    .cached_chunk(&id, &location)
-                    .map(|bytes| dst.copy_from_slice(&bytes[within..][..dst.len()]))
+                store.cached_chunk(&id, &location).map(|bytes| dst.copy_from_slice(&bytes[within..][..dst.len()]))
             };
             match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.set_verified(index, true);
+                    return Ok(());
+                }
                 // The pack is gone: a writer's gc moved the chunk. Look it up afresh, once.
                 Err(Error::MissingPack(_)) if !relocated => {
                     relocated = true;
                     warn!(file = %self.label, chunk = %id.short(), "pack gone; looking the chunk up again");
                     store.refresh_index()?;
                     self.locations.write().expect("location table poisoned")[index] = None;
+                    self.set_verified(index, false);
                 }
                 Err(e) => return Err(self.fail(index, &location, e)),
             }

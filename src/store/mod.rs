@@ -23,6 +23,7 @@ pub mod index;
 pub mod pack;
 pub mod registry;
 pub mod scrub;
+pub mod shared;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -38,7 +39,7 @@ use crate::format::config::{
     CONFIG_FILE_NAME, CONFIG_FORMAT_TAG, ChunkingParams, CompressionParams, StoreConfig,
 };
 use crate::format::manifest::Manifest;
-use crate::format::pack::RECORD_HEADER_LEN;
+use crate::format::pack::Codec;
 use crate::format::registry::Registry;
 use crate::format::{STORE_FORMAT_VERSION, check_version};
 use crate::id::{ChunkId, ManifestId, PackId, StoreId, random_bytes};
@@ -62,6 +63,20 @@ pub const DEFAULT_COMPRESSION: CompressionParams = CompressionParams {
 };
 /// Default decoded-chunk cache size for readers.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// Whether a chunk read checks the bytes against the chunk id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Hash the decoded bytes and compare with the id.
+    Verify,
+    /// Skip the hash: this reader already verified the chunk at this location.
+    Trust,
+}
+
+thread_local! {
+    /// Per-thread buffer for compressed payloads on their way to being decoded.
+    static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Whether a store is opened to read or to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +130,9 @@ pub struct Store {
     index_in_cache: bool,
     packs: PackFiles,
     cache: ChunkCache,
+    /// Chunks more than one file uses, once computed (`refresh_shared_chunks`); until then every
+    /// chunk's pack pages are kept in the page cache.
+    shared: RwLock<Option<Arc<shared::SharedChunks>>>,
     /// Held for the life of a writable store; `None` for readers.
     _writer_lock: Option<Flock<File>>,
 }
@@ -184,6 +202,7 @@ impl Store {
             index_in_cache,
             packs: PackFiles::new(packs_dir),
             cache: ChunkCache::new(DEFAULT_CACHE_BYTES),
+            shared: RwLock::new(None),
             _writer_lock: writer_lock,
         })
     }
@@ -317,30 +336,46 @@ impl Store {
         Ok(())
     }
 
-    /// Reads chunk `id` from `location` into `out`, decoded and verified against `id`.
-    pub fn read_chunk(&self, id: &ChunkId, location: &Location, out: &mut Vec<u8>) -> Result<()> {
-        let mut record = Vec::new();
-        let bad = |reason: String| Error::BadChunk {
-            chunk: *id,
-            pack: location.pack,
-            offset: location.offset,
-            reason,
-        };
-        let header = self
-            .packs
-            .read_record(location, &mut record)
-            .map_err(|e| match e {
+    /// Reads chunk `id` from `location` into `dst` (exactly its decoded length), decoded, and
+    /// verified against `id` unless `check` is [`Check::Trust`]. Raw chunks are read straight into
+    /// `dst`; compressed ones through a per-thread buffer.
+    pub fn read_chunk_into(&self, id: &ChunkId, location: &Location, dst: &mut [u8], check: Check) -> Result<()> {
+        let bad = |reason: String| Error::BadChunk { chunk: *id, pack: location.pack, offset: location.offset, reason };
+        if dst.len() != location.raw_len as usize {
+            return Err(bad(format!("index says {} bytes, manifest says {}", location.raw_len, dst.len())));
+        }
+        let read = |payload: &mut [u8]| {
+            self.packs.read_payload(location, payload).map_err(|e| match e {
                 Error::Corrupt { reason, .. } => bad(reason),
                 other => other,
-            })?;
-        if header.chunk_id != *id {
-            return Err(bad(format!(
-                "record holds chunk {}",
-                header.chunk_id.short()
-            )));
+            })
+        };
+        match location.codec {
+            Codec::Raw => read(dst)?,
+            Codec::Zstd => PAYLOAD.with_borrow_mut(|payload| {
+                payload.resize(location.stored_len as usize, 0);
+                read(payload)?;
+                codec::decode_into(Codec::Zstd, payload, dst).map_err(|e| bad(e.to_string()))
+            })?,
         }
-        codec::decode_verified(&header, &record[RECORD_HEADER_LEN..], out)
-            .map_err(|e| bad(e.to_string()))
+        if !self.keeps_pages(id) {
+            self.packs.drop_behind(location);
+        }
+        if check == Check::Verify {
+            codec::verify(id, dst).map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Reads chunk `id` into `out` (resized to fit), decoded and verified.
+    pub fn read_chunk(&self, id: &ChunkId, location: &Location, out: &mut Vec<u8>) -> Result<()> {
+        out.resize(location.raw_len as usize, 0);
+        self.read_chunk_into(id, location, out, Check::Verify)
+    }
+
+    /// The cached, verified bytes of chunk `id`, if the decoded-chunk cache holds them.
+    pub fn chunk_from_cache(&self, id: &ChunkId) -> Option<Arc<[u8]>> {
+        self.cache.get(id)
     }
 
     /// The verified bytes of chunk `id`, from the decoded-chunk cache or read and inserted.
@@ -348,11 +383,23 @@ impl Store {
         if let Some(bytes) = self.cache.get(id) {
             return Ok(bytes);
         }
-        let mut out = Vec::with_capacity(location.raw_len as usize);
-        self.read_chunk(id, location, &mut out)?;
+        let mut out = vec![0u8; location.raw_len as usize];
+        self.read_chunk_into(id, location, &mut out, Check::Verify)?;
         let bytes: Arc<[u8]> = out.into();
         self.cache.insert(*id, bytes.clone());
         Ok(bytes)
+    }
+
+    /// Recomputes which chunks more than one file uses (loads every manifest; run it off the
+    /// request path). Until the first call, pack pages are always kept.
+    pub fn refresh_shared_chunks(&self) -> Result<()> {
+        let shared = shared::SharedChunks::of_store(self)?;
+        *self.shared.write().expect("shared set lock poisoned") = Some(Arc::new(shared));
+        Ok(())
+    }
+
+    fn keeps_pages(&self, id: &ChunkId) -> bool {
+        self.shared.read().expect("shared set lock poisoned").as_ref().is_none_or(|s| s.contains(id))
     }
 
     /// Rebuilds the index of the store at `root` from its packs alone, under the writer lock, and

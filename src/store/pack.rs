@@ -22,6 +22,9 @@ use crate::id::{PackId, random_bytes};
 use crate::store::fsutil::fsync_dir;
 use crate::store::index::Location;
 
+/// Granularity of [`PackFiles::drop_behind`]: the largest folio the page cache uses on x86-64.
+pub const DROP_BEHIND_ALIGN: u64 = 2 << 20;
+
 /// File name extension of a sealed pack.
 pub const PACK_EXTENSION: &str = "pack";
 /// File name suffix of a pack still being written.
@@ -280,6 +283,44 @@ impl PackFiles {
                     ),
                 )
             })
+    }
+
+    /// Reads the payload of the record at `location` into `dst` (exactly `stored_len` bytes).
+    pub fn read_payload(&self, location: &Location, dst: &mut [u8]) -> Result<()> {
+        debug_assert_eq!(dst.len(), location.stored_len as usize);
+        let file = self.file(&location.pack)?;
+        let at = location.offset + RECORD_HEADER_LEN as u64;
+        file.read_exact_at(dst, at).map_err(|e| {
+            let path = pack_path(&self.dir, &location.pack);
+            match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    Error::corrupt(path, format!("record at {} runs past the end", location.offset))
+                }
+                _ => Error::io(path, e),
+            }
+        })
+    }
+
+    /// Drop-behind for a reader that hands chunk bytes on to another cache (the mounted file's
+    /// pages): once a record that crosses a [`DROP_BEHIND_ALIGN`] boundary has been read, the
+    /// pack's cached pages of the aligned region before that boundary are dropped. The kernel caches
+    /// packs in large folios (up to 2 MiB) and only drops folios wholly inside the advised range,
+    /// so per-record advice would drop nothing; sequential readers release everything behind them.
+    pub fn drop_behind(&self, location: &Location) {
+        let end = location.offset + RECORD_HEADER_LEN as u64 + u64::from(location.stored_len);
+        let from = location.offset / DROP_BEHIND_ALIGN * DROP_BEHIND_ALIGN;
+        let to = end / DROP_BEHIND_ALIGN * DROP_BEHIND_ALIGN;
+        if to <= from {
+            return;
+        }
+        if let Ok(file) = self.file(&location.pack) {
+            let _ = nix::fcntl::posix_fadvise(
+                &*file,
+                from as i64,
+                (to - from) as i64,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
+        }
     }
 
     /// Drops cached fds (after packs were deleted, so their space is released).
