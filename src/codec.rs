@@ -132,7 +132,10 @@ pub fn decode_into(codec: Codec, payload: &[u8], dst: &mut [u8]) -> Result<(), D
             .map_err(|e| DecodeError::Zstd(e.to_string()))?,
     };
     if produced != dst.len() {
-        return Err(DecodeError::Length { got: produced, expected: dst.len() as u32 });
+        return Err(DecodeError::Length {
+            got: produced,
+            expected: dst.len() as u32,
+        });
     }
     Ok(())
 }
@@ -148,7 +151,11 @@ pub fn verify(id: &ChunkId, raw: &[u8]) -> Result<(), DecodeError> {
 
 /// Decodes the payload of a record into `out` (resized to the decoded length) and checks it
 /// hashes to the record's chunk id. On error `out` holds no usable bytes.
-pub fn decode_verified(header: &RecordHeader, payload: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+pub fn decode_verified(
+    header: &RecordHeader,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     out.resize(header.raw_len as usize, 0);
     decode_into(header.codec, payload, out)?;
     verify(&header.chunk_id, out)

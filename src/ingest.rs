@@ -9,8 +9,8 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -309,7 +309,11 @@ impl<'s> Ingest<'s> {
                 for span in chunker.spans(data) {
                     window.push(span);
                     // A closed channel means the consumer failed; stop chunking.
-                    if window.len() == WINDOW && windows_tx.send(std::mem::replace(&mut window, Vec::with_capacity(WINDOW))).is_err() {
+                    if window.len() == WINDOW
+                        && windows_tx
+                            .send(std::mem::replace(&mut window, Vec::with_capacity(WINDOW)))
+                            .is_err()
+                    {
                         return;
                     }
                 }
@@ -318,9 +322,18 @@ impl<'s> Ingest<'s> {
                 }
             });
             let chunks = self.add_chunks(data, windows_rx, progress);
-            (blake3.join().expect("blake3 thread"), sha256.join().expect("sha256 thread"), chunks)
+            (
+                blake3.join().expect("blake3 thread"),
+                sha256.join().expect("sha256 thread"),
+                chunks,
+            )
         });
-        let manifest = Manifest { size: input.size, blake3, sha256, chunks: chunks? };
+        let manifest = Manifest {
+            size: input.size,
+            blake3,
+            sha256,
+            chunks: chunks?,
+        };
         debug!(file = %input.name, chunks = manifest.chunks.len(), "file chunked");
         Ok(manifest)
     }
@@ -455,4 +468,93 @@ fn sha256_of(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&digest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+    use crate::testutil::{add_model, open_model, random_bytes, small_store};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn reads_reassemble_the_file(seed in any::<u64>(), len in 0usize..300_000, reads in prop::collection::vec((any::<u64>(), 0usize..70_000), 1..20)) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = small_store(&dir.path().join("store"));
+            let mut bytes = random_bytes(seed, len);
+            // Make part of it compressible so both codecs are exercised.
+            for b in bytes.iter_mut().take(len / 3) { *b &= 0x0f; }
+            add_model(&store, dir.path(), "m", &bytes);
+            let file = open_model(&store, "m");
+            prop_assert_eq!(file.size(), len as u64);
+            let mut whole = vec![0u8; len];
+            prop_assert_eq!(file.read_at(&store, 0, &mut whole).unwrap(), len);
+            prop_assert!(whole == bytes);
+            for (offset, size) in reads {
+                let offset = if len == 0 { 0 } else { offset % (len as u64 + 10) };
+                let mut buf = vec![0u8; size];
+                let n = file.read_at(&store, offset, &mut buf).unwrap();
+                let start = (offset as usize).min(len);
+                let expected = &bytes[start..(start + size).min(len)];
+                prop_assert_eq!(&buf[..n], expected);
+            }
+        }
+    }
+
+    #[test]
+    fn identical_content_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir.path().join("store"));
+        let bytes = random_bytes(7, 500_000);
+        let first = add_model(&store, dir.path(), "a", &bytes);
+        assert_eq!(first.new_bytes, 500_000);
+        let second = add_model(&store, dir.path(), "b", &bytes);
+        assert_eq!((second.new_chunks, second.new_bytes), (0, 0));
+        let mut shifted = random_bytes(8, 100);
+        shifted.extend_from_slice(&bytes);
+        let third = add_model(&store, dir.path(), "c", &shifted);
+        assert!(
+            third.new_bytes < 60_000,
+            "a shifted copy re-stored {} bytes",
+            third.new_bytes
+        );
+    }
+
+    #[test]
+    fn duplicate_versions_and_bad_names_are_refused_without_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir.path().join("store"));
+        add_model(&store, dir.path(), "a", b"hello");
+        let path = dir.path().join("a.bin");
+        let again = AddRequest {
+            model: "a".into(),
+            version: Some("v1".into()),
+            source: path.clone(),
+        };
+        assert!(matches!(
+            add(&store, &again, &Silent),
+            Err(Error::VersionExists { .. })
+        ));
+        let bad = AddRequest {
+            model: "no/slash".into(),
+            version: None,
+            source: path,
+        };
+        assert!(matches!(
+            add(&store, &bad, &Silent),
+            Err(Error::InvalidName { .. })
+        ));
+        let missing = AddRequest {
+            model: "x".into(),
+            version: None,
+            source: dir.path().join("nope"),
+        };
+        assert!(matches!(
+            add(&store, &missing, &Silent),
+            Err(Error::BadInput { .. })
+        ));
+        assert_eq!(store.registry().unwrap().models.len(), 1);
+    }
 }

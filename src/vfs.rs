@@ -244,7 +244,11 @@ impl Vfs {
             match open_files.get(&manifest_id).and_then(Weak::upgrade) {
                 Some(file) => file,
                 None => {
-                    let file = Arc::new(OpenFile::new(label, self.store.manifest(&manifest_id)?, self.verify));
+                    let file = Arc::new(OpenFile::new(
+                        label,
+                        self.store.manifest(&manifest_id)?,
+                        self.verify,
+                    ));
                     open_files.retain(|_, weak| weak.strong_count() > 0);
                     open_files.insert(manifest_id, Arc::downgrade(&file));
                     file
@@ -262,7 +266,12 @@ impl Vfs {
     /// Reads into `dst` at `offset` through `handle`; returns the bytes read, fewer than
     /// `dst.len()` only at the end of the file.
     pub fn read(&self, handle: u64, offset: u64, dst: &mut [u8]) -> Result<usize> {
-        let file = self.handles.read().expect("handle table poisoned").get(&handle).cloned();
+        let file = self
+            .handles
+            .read()
+            .expect("handle table poisoned")
+            .get(&handle)
+            .cloned();
         let file = file.ok_or(Error::StaleHandle(handle))?;
         file.read_at(&self.store, offset, dst)
     }

@@ -43,7 +43,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         ),
     };
     let label = format!("{}@{}/{}", spec.model, version.version, file.path);
-    let open = OpenFile::new(label.clone(), store.manifest(&file.manifest)?, VerifyPolicy::EveryRead);
+    let open = OpenFile::new(
+        label.clone(),
+        store.manifest(&file.manifest)?,
+        VerifyPolicy::EveryRead,
+    );
     let mut stdout = std::io::stdout().lock();
     let mut buf = vec![0u8; 4 << 20];
     let mut offset = 0;

@@ -165,7 +165,11 @@ fn refresh_shared_chunks(vfs: &Arc<Vfs>) {
 }
 
 fn reload(vfs: &Arc<Vfs>, forced: bool) {
-    let result = if forced { vfs.reload().map(|()| true) } else { vfs.reload_if_changed() };
+    let result = if forced {
+        vfs.reload().map(|()| true)
+    } else {
+        vfs.reload_if_changed()
+    };
     match result {
         Ok(true) => {
             info!("registry re-read");

@@ -46,8 +46,16 @@ impl OpenFile {
     /// Wraps a manifest; `label` (`model@version/path`) names the file in log lines and errors.
     pub fn new(label: String, manifest: Manifest, policy: VerifyPolicy) -> OpenFile {
         let locations = RwLock::new(vec![None; manifest.chunks.len()]);
-        let verified = (0..manifest.chunks.len().div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        OpenFile { label, manifest, locations, verified, policy }
+        let verified = (0..manifest.chunks.len().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        OpenFile {
+            label,
+            manifest,
+            locations,
+            verified,
+            policy,
+        }
     }
 
     fn is_verified(&self, index: usize) -> bool {
@@ -116,10 +124,16 @@ impl OpenFile {
         loop {
             let location = self.location(store, index)?;
             let result = if whole {
-                let check = if self.is_verified(index) { Check::Trust } else { Check::Verify };
+                let check = if self.is_verified(index) {
+                    Check::Trust
+                } else {
+                    Check::Verify
+                };
                 store.read_chunk_into(&id, &location, dst, check)
             } else {
-                store.cached_chunk(&id, &location).map(|bytes| dst.copy_from_slice(&bytes[within..][..dst.len()]))
+                store
+                    .cached_chunk(&id, &location)
+                    .map(|bytes| dst.copy_from_slice(&bytes[within..][..dst.len()]))
             };
             match result {
                 Ok(()) => {

@@ -339,16 +339,33 @@ impl Store {
     /// Reads chunk `id` from `location` into `dst` (exactly its decoded length), decoded, and
     /// verified against `id` unless `check` is [`Check::Trust`]. Raw chunks are read straight into
     /// `dst`; compressed ones through a per-thread buffer.
-    pub fn read_chunk_into(&self, id: &ChunkId, location: &Location, dst: &mut [u8], check: Check) -> Result<()> {
-        let bad = |reason: String| Error::BadChunk { chunk: *id, pack: location.pack, offset: location.offset, reason };
+    pub fn read_chunk_into(
+        &self,
+        id: &ChunkId,
+        location: &Location,
+        dst: &mut [u8],
+        check: Check,
+    ) -> Result<()> {
+        let bad = |reason: String| Error::BadChunk {
+            chunk: *id,
+            pack: location.pack,
+            offset: location.offset,
+            reason,
+        };
         if dst.len() != location.raw_len as usize {
-            return Err(bad(format!("index says {} bytes, manifest says {}", location.raw_len, dst.len())));
+            return Err(bad(format!(
+                "index says {} bytes, manifest says {}",
+                location.raw_len,
+                dst.len()
+            )));
         }
         let read = |payload: &mut [u8]| {
-            self.packs.read_payload(location, payload).map_err(|e| match e {
-                Error::Corrupt { reason, .. } => bad(reason),
-                other => other,
-            })
+            self.packs
+                .read_payload(location, payload)
+                .map_err(|e| match e {
+                    Error::Corrupt { reason, .. } => bad(reason),
+                    other => other,
+                })
         };
         match location.codec {
             Codec::Raw => read(dst)?,
@@ -399,7 +416,11 @@ impl Store {
     }
 
     fn keeps_pages(&self, id: &ChunkId) -> bool {
-        self.shared.read().expect("shared set lock poisoned").as_ref().is_none_or(|s| s.contains(id))
+        self.shared
+            .read()
+            .expect("shared set lock poisoned")
+            .as_ref()
+            .is_none_or(|s| s.contains(id))
     }
 
     /// Rebuilds the index of the store at `root` from its packs alone, under the writer lock, and

@@ -317,9 +317,10 @@ impl PackFiles {
         file.read_exact_at(dst, at).map_err(|e| {
             let path = pack_path(&self.dir, &location.pack);
             match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    Error::corrupt(path, format!("record at {} runs past the end", location.offset))
-                }
+                std::io::ErrorKind::UnexpectedEof => Error::corrupt(
+                    path,
+                    format!("record at {} runs past the end", location.offset),
+                ),
                 _ => Error::io(path, e),
             }
         })

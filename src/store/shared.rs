@@ -27,7 +27,11 @@ impl SharedChunks {
     /// An empty set sized for about `refs` chunk references.
     pub fn with_capacity(refs: usize) -> SharedChunks {
         let bits = (refs.max(64) * BITS_PER_REF).next_power_of_two();
-        SharedChunks { once: vec![0; bits / 64], twice: vec![0; bits / 64], mask: bits as u64 - 1 }
+        SharedChunks {
+            once: vec![0; bits / 64],
+            twice: vec![0; bits / 64],
+            mask: bits as u64 - 1,
+        }
     }
 
     /// Counts one more reference to `id`.
@@ -47,22 +51,36 @@ impl SharedChunks {
 
     /// Chunk ids are uniformly random, so their own bytes serve as independent hashes.
     fn probes(&self, id: &ChunkId) -> [u64; 3] {
-        let word = |i: usize| u64::from_le_bytes(id.as_bytes()[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        [word(0) & self.mask, word(1) & self.mask, word(2) & self.mask]
+        let word = |i: usize| {
+            u64::from_le_bytes(id.as_bytes()[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        };
+        [
+            word(0) & self.mask,
+            word(1) & self.mask,
+            word(2) & self.mask,
+        ]
     }
 
     /// Builds the set from every file of every version in `store`'s registry.
     pub fn of_store(store: &Store) -> Result<SharedChunks> {
         let registry = store.registry()?;
         let mut uses: HashMap<ManifestId, usize> = HashMap::new();
-        for file in registry.models.values().flat_map(|m| &m.versions).flat_map(|v| &v.files) {
+        for file in registry
+            .models
+            .values()
+            .flat_map(|m| &m.versions)
+            .flat_map(|v| &v.files)
+        {
             *uses.entry(file.manifest).or_default() += 1;
         }
         let mut manifests = Vec::with_capacity(uses.len());
         for (id, count) in uses {
             manifests.push((store.manifest(&id)?, count));
         }
-        let refs = manifests.iter().map(|(m, count)| m.chunks.len() * count).sum();
+        let refs = manifests
+            .iter()
+            .map(|(m, count)| m.chunks.len() * count)
+            .sum();
         let mut shared = SharedChunks::with_capacity(refs);
         for (manifest, count) in &manifests {
             for chunk in &manifest.chunks {
@@ -97,8 +115,14 @@ mod tests {
         for n in 0..1_000 {
             set.add(&id(n));
         }
-        assert!((0..1_000).all(|n| set.contains(&id(n))), "no false negatives");
+        assert!(
+            (0..1_000).all(|n| set.contains(&id(n))),
+            "no false negatives"
+        );
         let false_positives = (1_000..10_000).filter(|&n| set.contains(&id(n))).count();
-        assert!(false_positives < 300, "{false_positives} of 9000 unique chunks reported shared");
+        assert!(
+            false_positives < 300,
+            "{false_positives} of 9000 unique chunks reported shared"
+        );
     }
 }
