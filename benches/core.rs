@@ -19,9 +19,12 @@ fn fp16_weights(len: usize) -> Vec<u8> {
     let mut state = 0x1234_5678_u64;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let r = state >> 11;
-        let normal = ((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff)) as f32 / 65535.0 - 1.5;
+        let normal =
+            ((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff)) as f32 / 65535.0 - 1.5;
         out.extend_from_slice(&half::f16::from_f32(normal * 2.0 * 0.02).to_le_bytes());
     }
     out.truncate(len);
@@ -38,7 +41,11 @@ fn chunking_and_hashing(c: &mut Criterion) {
         b.iter(|| chunker.spans(black_box(&data)).count())
     });
     group.bench_function("blake3_per_64KiB_chunk", |b| {
-        b.iter(|| data.chunks(64 << 10).map(|c| ChunkId::of(black_box(c)).0[0]).fold(0u8, |a, x| a ^ x))
+        b.iter(|| {
+            data.chunks(64 << 10)
+                .map(|c| ChunkId::of(black_box(c)).0[0])
+                .fold(0u8, |a, x| a ^ x)
+        })
     });
     group.finish();
 
@@ -47,7 +54,13 @@ fn chunking_and_hashing(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(chunk.len() as u64));
     let mut encoder = Encoder::new(DEFAULT_COMPRESSION).unwrap();
     let encoded = encoder.encode(ChunkId::of(chunk), chunk);
-    group.bench_function("encode", |b| b.iter(|| encoder.encode(ChunkId::of(chunk), black_box(chunk)).stored_len()));
+    group.bench_function("encode", |b| {
+        b.iter(|| {
+            encoder
+                .encode(ChunkId::of(chunk), black_box(chunk))
+                .stored_len()
+        })
+    });
     let mut out = vec![0u8; chunk.len()];
     group.bench_function("decode", |b| {
         b.iter(|| decode_into(encoded.codec, black_box(encoded.payload(chunk)), &mut out).unwrap())
@@ -58,9 +71,18 @@ fn chunking_and_hashing(c: &mut Criterion) {
 fn offset_lookup(c: &mut Criterion) {
     // A 1 GiB file in 64 KiB chunks.
     let chunks: Vec<ChunkRef> = (0..16_384u64)
-        .map(|i| ChunkRef { offset: i << 16, len: 1 << 16, id: ChunkId::of(&i.to_le_bytes()) })
+        .map(|i| ChunkRef {
+            offset: i << 16,
+            len: 1 << 16,
+            id: ChunkId::of(&i.to_le_bytes()),
+        })
         .collect();
-    let manifest = Manifest { size: 1 << 30, blake3: [0; 32], sha256: [0; 32], chunks };
+    let manifest = Manifest {
+        size: 1 << 30,
+        blake3: [0; 32],
+        sha256: [0; 32],
+        chunks,
+    };
     c.bench_function("offset_to_chunk_16k_chunks", |b| {
         let mut offset = 0u64;
         b.iter(|| {
@@ -79,15 +101,24 @@ fn store_read_path(c: &mut Criterion) {
     std::fs::write(&input, &data).unwrap();
     {
         let store = Store::open(&root, Access::Write).unwrap();
-        let request = AddRequest { model: "m".into(), version: None, source: input };
+        let request = AddRequest {
+            model: "m".into(),
+            version: None,
+            source: input,
+        };
         add(&store, &request, &Silent).unwrap();
     }
     let open = |cache_bytes: usize| {
         let mut store = Store::open(&root, Access::Read).unwrap();
         store.set_cache_capacity(cache_bytes);
         let registry = store.registry().unwrap();
-        let manifest = store.manifest(&registry.models["m"].versions[0].files[0].manifest).unwrap();
-        (store, OpenFile::new("m".into(), manifest, VerifyPolicy::EveryRead))
+        let manifest = store
+            .manifest(&registry.models["m"].versions[0].files[0].manifest)
+            .unwrap();
+        (
+            store,
+            OpenFile::new("m".into(), manifest, VerifyPolicy::EveryRead),
+        )
     };
 
     let mut group = c.benchmark_group("store_read");
@@ -125,5 +156,10 @@ fn store_read_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chunking_and_hashing, offset_lookup, store_read_path);
+criterion_group!(
+    benches,
+    chunking_and_hashing,
+    offset_lookup,
+    store_read_path
+);
 criterion_main!(benches);

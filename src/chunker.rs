@@ -58,14 +58,76 @@ impl Chunker {
 
     /// The chunk spans of `data`, in order, covering it exactly. Empty data has no chunks.
     pub fn spans<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
+        let whole = Segment {
+            range: 0..data.len(),
+            value_width: None,
+        };
+        self.segment_spans(data, vec![whole]).map(|(span, _)| span)
+    }
+
+    /// The chunk spans of `data` when no chunk may cross a segment border (model files: the header
+    /// and each tensor are segments). Inside a segment of values `value_width` bytes wide, cuts
+    /// fall on value borders so byte planes line up. Each span comes with its segment's width.
+    /// `segments` must be sorted, disjoint, and cover `data`.
+    pub fn segment_spans<'a>(&self, data: &'a [u8], segments: Vec<Segment>) -> SegmentSpans<'a> {
         let p = self.params;
-        fastcdc::v2020::FastCDC::new(
+        let cdc = fastcdc::v2020::FastCDC::new(
             data,
             p.min_size as usize,
             p.avg_size as usize,
             p.max_size as usize,
-        )
-        .map(|chunk| chunk.offset..chunk.offset + chunk.length)
+        );
+        SegmentSpans {
+            cdc,
+            segments: segments.into_iter(),
+            current: None,
+        }
+    }
+}
+
+/// A stretch of a file chunked on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Byte range in the file.
+    pub range: Range<usize>,
+    /// Width of the values stored there, if they are floats worth byte-grouping.
+    pub value_width: Option<usize>,
+}
+
+/// Iterator of [`Chunker::segment_spans`].
+pub struct SegmentSpans<'a> {
+    cdc: fastcdc::v2020::FastCDC<'a>,
+    segments: std::vec::IntoIter<Segment>,
+    /// The segment being cut and the position reached in it.
+    current: Option<(Segment, usize)>,
+}
+
+impl Iterator for SegmentSpans<'_> {
+    type Item = (Range<usize>, Option<usize>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match &mut self.current {
+                Some((segment, pos)) if *pos < segment.range.end => {
+                    let start = *pos;
+                    let (_, mut end) = self.cdc.cut(start, segment.range.end - start);
+                    if let Some(width) = segment.value_width.filter(|_| end < segment.range.end) {
+                        let aligned =
+                            segment.range.start + (end - segment.range.start) / width * width;
+                        if aligned > start {
+                            end = aligned;
+                        }
+                    }
+                    *pos = end;
+                    return Some((start..end, segment.value_width));
+                }
+                _ => {
+                    let segment = self.segments.next()?;
+                    let start = segment.range.start;
+                    self.current = Some((segment, start));
+                }
+            }
+        }
     }
 }
 
@@ -111,6 +173,81 @@ mod tests {
             let shared = first.iter().filter(|s| ends.contains(&s.end)).count();
             prop_assert!(shared * 10 >= first.len() * 8, "only {} of {} cut points survived", shared, first.len());
         }
+    }
+
+    #[test]
+    fn segments_are_never_crossed_and_float_cuts_are_aligned() {
+        let data = random_bytes(5, 200_000);
+        let segments = vec![
+            Segment {
+                range: 0..1000,
+                value_width: None,
+            },
+            Segment {
+                range: 1000..1001,
+                value_width: None,
+            },
+            Segment {
+                range: 1001..150_001,
+                value_width: Some(2),
+            },
+            Segment {
+                range: 150_001..200_000,
+                value_width: Some(4),
+            },
+        ];
+        let spans: Vec<_> = Chunker::new(SMALL)
+            .segment_spans(&data, segments.clone())
+            .collect();
+        let mut next = 0;
+        for (span, width) in &spans {
+            assert_eq!(span.start, next);
+            let segment = segments
+                .iter()
+                .find(|s| s.range.contains(&span.start))
+                .unwrap();
+            assert!(
+                span.end <= segment.range.end,
+                "{span:?} crosses {segment:?}"
+            );
+            assert_eq!(*width, segment.value_width);
+            if let Some(w) = width.filter(|_| span.end < segment.range.end) {
+                assert_eq!(
+                    (span.end - segment.range.start) % w,
+                    0,
+                    "{span:?} not on a value border"
+                );
+            }
+            next = span.end;
+        }
+        assert_eq!(next, data.len());
+        // A tensor's chunks do not depend on where the tensor sits in the file.
+        let tensor = &data[1001..150_001];
+        let mut moved = random_bytes(6, 77);
+        moved.extend_from_slice(tensor);
+        let alone: Vec<_> = Chunker::new(SMALL)
+            .segment_spans(
+                &moved,
+                vec![
+                    Segment {
+                        range: 0..77,
+                        value_width: None,
+                    },
+                    Segment {
+                        range: 77..moved.len(),
+                        value_width: Some(2),
+                    },
+                ],
+            )
+            .filter(|(s, _)| s.start >= 77)
+            .map(|(s, _)| (s.start - 77)..(s.end - 77))
+            .collect();
+        let in_file: Vec<_> = spans
+            .iter()
+            .filter(|(s, _)| s.start >= 1001 && s.end <= 150_001)
+            .map(|(s, _)| (s.start - 1001)..(s.end - 1001))
+            .collect();
+        assert_eq!(alone, in_file);
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl EncodedChunk {
     pub fn stored_len(&self) -> u32 {
         match self.codec {
             Codec::Raw => self.raw_len,
-            Codec::Zstd => self.compressed.len() as u32,
+            Codec::Zstd | Codec::Grouped => self.compressed.len() as u32,
         }
     }
 
@@ -44,7 +44,7 @@ impl EncodedChunk {
     pub fn payload<'a>(&'a self, raw: &'a [u8]) -> &'a [u8] {
         match self.codec {
             Codec::Raw => raw,
-            Codec::Zstd => &self.compressed,
+            Codec::Zstd | Codec::Grouped => &self.compressed,
         }
     }
 }
@@ -64,10 +64,33 @@ impl Encoder {
         })
     }
 
-    /// Picks the codec of chunk `id` with bytes `raw`: zstd only if it saves at least the configured share.
-    pub fn encode(&mut self, id: ChunkId, raw: &[u8]) -> EncodedChunk {
+    /// Picks the codec of chunk `id` with bytes `raw`. Values `value_width` bytes wide (floats,
+    /// when the file's header says so) are byte-grouped; anything else is tried with zstd. Either
+    /// is kept only if it saves at least the configured share over storing the bytes raw.
+    pub fn encode(&mut self, id: ChunkId, raw: &[u8], value_width: Option<usize>) -> EncodedChunk {
         let raw_len = raw.len() as u32;
         let budget = raw.len() * (100 - self.params.min_saving_percent.min(99) as usize) / 100;
+        if let Some(width) =
+            value_width.filter(|&w| (2..=MAX_GROUP_WIDTH).contains(&w) && raw.len() >= w)
+        {
+            return match self
+                .group(raw, width)
+                .filter(|grouped| grouped.len() <= budget)
+            {
+                Some(compressed) => EncodedChunk {
+                    id,
+                    codec: Codec::Grouped,
+                    raw_len,
+                    compressed,
+                },
+                None => EncodedChunk {
+                    id,
+                    codec: Codec::Raw,
+                    raw_len,
+                    compressed: Vec::new(),
+                },
+            };
+        }
         let mut compressed = Vec::with_capacity(budget);
         // A destination capped at the budget makes zstd give up as soon as the output would not pay.
         let codec = match self.compressor.compress_to_buffer(raw, &mut compressed) {
@@ -86,12 +109,101 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// Byte-groups `raw` into `width` planes, each zstd-compressed if that pays. `None` if the
+    /// compressor fails.
+    ///
+    /// Layout: `width` u8, then per plane `mode` u8 (0 raw, 1 zstd) and `len` u32 and `len` bytes,
+    /// then the `raw.len() % width` trailing bytes as they are.
+    fn group(&mut self, raw: &[u8], width: usize) -> Option<Vec<u8>> {
+        let values = raw.len() / width;
+        let mut out = Vec::with_capacity(raw.len());
+        out.push(width as u8);
+        let mut plane = Vec::with_capacity(values);
+        let mut packed = Vec::with_capacity(values);
+        for j in 0..width {
+            plane.clear();
+            plane.extend(raw[..values * width].iter().skip(j).step_by(width));
+            packed.clear();
+            packed.reserve(values);
+            let pays = matches!(self.compressor.compress_to_buffer(&plane[..], &mut packed), Ok(n) if n < values * 15 / 16);
+            let (mode, bytes) = if pays {
+                (1u8, &packed[..])
+            } else {
+                (0u8, &plane[..])
+            };
+            out.push(mode);
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out.extend_from_slice(&raw[values * width..]);
+        Some(out)
+    }
+}
+
+/// Widest value byte grouping handles (f32).
+pub const MAX_GROUP_WIDTH: usize = 4;
+
+thread_local! {
+    /// Per-thread buffer for one decompressed byte plane.
+    static PLANE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reassembles a [`Codec::Grouped`] payload into `dst` (exactly the decoded length).
+fn ungroup(payload: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
+    let malformed = || DecodeError::Grouped("malformed plane table");
+    let (&width, mut rest) = payload.split_first().ok_or_else(malformed)?;
+    let width = width as usize;
+    if !(2..=MAX_GROUP_WIDTH).contains(&width) {
+        return Err(malformed());
+    }
+    let values = dst.len() / width;
+    for j in 0..width {
+        if rest.len() < 5 {
+            return Err(malformed());
+        }
+        let mode = rest[0];
+        let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
+        let bytes = rest.get(5..5 + len).ok_or_else(malformed)?;
+        rest = &rest[5 + len..];
+        let scatter = |plane: &[u8], dst: &mut [u8]| {
+            for (value, &byte) in dst[..values * width].chunks_exact_mut(width).zip(plane) {
+                value[j] = byte;
+            }
+        };
+        match mode {
+            0 if len == values => scatter(bytes, dst),
+            1 => PLANE.with_borrow_mut(|plane| {
+                plane.resize(values, 0);
+                let produced = decompress(bytes, plane)?;
+                if produced != values {
+                    return Err(DecodeError::Length {
+                        got: produced,
+                        expected: values as u32,
+                    });
+                }
+                scatter(plane, dst);
+                Ok(())
+            })?,
+            _ => return Err(malformed()),
+        }
+    }
+    if rest.len() != dst.len() - values * width {
+        return Err(malformed());
+    }
+    dst[values * width..].copy_from_slice(rest);
+    Ok(())
+}
+
 /// Why stored bytes could not be turned into a verified chunk.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The zstd frame is damaged.
     #[error("zstd frame does not decode: {0}")]
     Zstd(String),
+    /// A grouped payload is malformed.
+    #[error("grouped payload: {0}")]
+    Grouped(&'static str),
     /// The decoded length differs from the header.
     #[error("decoded {got} bytes, expected {expected}")]
     Length {
@@ -121,15 +233,11 @@ pub fn decode_into(codec: Codec, payload: &[u8], dst: &mut [u8]) -> Result<(), D
             }
             payload.len()
         }
-        Codec::Zstd => DECOMPRESSOR
-            .with_borrow_mut(|slot| {
-                let decompressor = match slot {
-                    Some(d) => d,
-                    None => slot.insert(zstd::bulk::Decompressor::new()?),
-                };
-                decompressor.decompress_to_buffer(payload, dst)
-            })
-            .map_err(|e| DecodeError::Zstd(e.to_string()))?,
+        Codec::Zstd => decompress(payload, dst)?,
+        Codec::Grouped => {
+            ungroup(payload, dst)?;
+            dst.len()
+        }
     };
     if produced != dst.len() {
         return Err(DecodeError::Length {
@@ -138,6 +246,19 @@ pub fn decode_into(codec: Codec, payload: &[u8], dst: &mut [u8]) -> Result<(), D
         });
     }
     Ok(())
+}
+
+/// Decompresses one zstd frame into `dst`; returns the bytes produced.
+fn decompress(frame: &[u8], dst: &mut [u8]) -> Result<usize, DecodeError> {
+    DECOMPRESSOR
+        .with_borrow_mut(|slot| {
+            let decompressor = match slot {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            decompressor.decompress_to_buffer(frame, dst)
+        })
+        .map_err(|e| DecodeError::Zstd(e.to_string()))
 }
 
 /// Checks that decoded bytes hash to `id`.
@@ -176,7 +297,7 @@ mod tests {
         let raw = b"model weights ".repeat(1000);
         let chunk = Encoder::new(PARAMS)
             .unwrap()
-            .encode(ChunkId::of(&raw), &raw);
+            .encode(ChunkId::of(&raw), &raw, None);
         assert_eq!(chunk.codec, Codec::Zstd);
         assert!(chunk.stored_len() < raw.len() as u32 / 10);
         let mut out = Vec::new();
@@ -189,9 +310,49 @@ mod tests {
         let raw = random_bytes(3, 100_000);
         let chunk = Encoder::new(PARAMS)
             .unwrap()
-            .encode(ChunkId::of(&raw), &raw);
+            .encode(ChunkId::of(&raw), &raw, None);
         assert_eq!(chunk.codec, Codec::Raw);
         assert_eq!(chunk.payload(&raw), &raw[..]);
+    }
+
+    fn fp16_weights(len: usize) -> Vec<u8> {
+        random_bytes(9, len * 2)
+            .chunks_exact(4)
+            .flat_map(|r| {
+                let sum: u32 = r.iter().map(|&b| u32::from(b)).sum();
+                let normal = (sum as f32 / 255.0 - 2.0) * 1.732;
+                half::f16::from_f32(normal * 0.02).to_le_bytes()
+            })
+            .take(len)
+            .collect()
+    }
+
+    #[test]
+    fn grouped_floats_beat_plain_zstd_and_round_trip() {
+        let raw = fp16_weights(65_537);
+        let id = ChunkId::of(&raw);
+        let mut encoder = Encoder::new(PARAMS).unwrap();
+        let plain = encoder.encode(id, &raw, None);
+        let grouped = encoder.encode(id, &raw, Some(2));
+        assert_eq!(grouped.codec, Codec::Grouped);
+        assert!(
+            grouped.stored_len() < plain.stored_len(),
+            "{} vs {}",
+            grouped.stored_len(),
+            plain.stored_len()
+        );
+        assert!(
+            grouped.stored_len() < raw.len() as u32 * 87 / 100,
+            "{} of {}",
+            grouped.stored_len(),
+            raw.len()
+        );
+        let mut out = Vec::new();
+        decode_verified(&grouped.header(), grouped.payload(&raw), &mut out).unwrap();
+        assert!(out == raw);
+        let mut damaged = grouped.payload(&raw).to_vec();
+        damaged[0] = 9;
+        assert!(decode_verified(&grouped.header(), &damaged, &mut out).is_err());
     }
 
     #[test]
@@ -199,16 +360,18 @@ mod tests {
         let raw = b"abc".repeat(5000);
         let chunk = Encoder::new(PARAMS)
             .unwrap()
-            .encode(ChunkId::of(&raw), &raw);
+            .encode(ChunkId::of(&raw), &raw, None);
         let mut payload = chunk.payload(&raw).to_vec();
         let mid = payload.len() / 2;
         payload[mid] ^= 1;
         let mut out = Vec::new();
         assert!(decode_verified(&chunk.header(), &payload, &mut out).is_err());
 
-        let raw_chunk = Encoder::new(PARAMS)
-            .unwrap()
-            .encode(ChunkId::of(&random_bytes(1, 5000)), &random_bytes(1, 5000));
+        let raw_chunk = Encoder::new(PARAMS).unwrap().encode(
+            ChunkId::of(&random_bytes(1, 5000)),
+            &random_bytes(1, 5000),
+            None,
+        );
         let mut damaged = random_bytes(1, 5000);
         damaged[10] ^= 1;
         assert!(matches!(

@@ -17,12 +17,13 @@ use rayon::prelude::*;
 use sha2::Digest;
 use tracing::{debug, warn};
 
-use crate::chunker::Chunker;
+use crate::chunker::{Chunker, Segment};
 use crate::codec::{EncodedChunk, Encoder};
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::{ChunkRef, Manifest};
 use crate::format::registry::{FileEntry, Layout, VersionEntry};
 use crate::id::{ChunkId, ManifestId, PackId};
+use crate::modelfile::FileLayout;
 use crate::progress::Progress;
 use crate::store::pack::{PackWriter, pack_path};
 use crate::store::registry::{next_version_name, validate_name};
@@ -300,13 +301,14 @@ impl<'s> Ingest<'s> {
         // chunker (a thread sending windows of spans), and hashing, compressing and packing the
         // windows on this thread with the rayon pool.
         let chunker = self.chunker;
-        let (windows_tx, windows_rx) = std::sync::mpsc::sync_channel::<Vec<Range<usize>>>(16);
+        let segments = segments_of(data.len(), crate::modelfile::detect(data).as_ref());
+        let (windows_tx, windows_rx) = std::sync::mpsc::sync_channel::<Vec<Span>>(16);
         let (blake3, sha256, chunks) = std::thread::scope(|scope| {
             let sha256 = scope.spawn(|| sha256_of(data));
             let blake3 = scope.spawn(|| *blake3::hash(data).as_bytes());
             scope.spawn(move || {
                 let mut window = Vec::with_capacity(WINDOW);
-                for span in chunker.spans(data) {
+                for span in chunker.segment_spans(data, segments) {
                     window.push(span);
                     // A closed channel means the consumer failed; stop chunking.
                     if window.len() == WINDOW
@@ -341,7 +343,7 @@ impl<'s> Ingest<'s> {
     fn add_chunks(
         &mut self,
         data: &[u8],
-        windows: std::sync::mpsc::Receiver<Vec<Range<usize>>>,
+        windows: std::sync::mpsc::Receiver<Vec<Span>>,
         progress: &dyn Progress,
     ) -> Result<Vec<ChunkRef>> {
         let mut refs = Vec::with_capacity(data.len() / self.chunker.avg_chunk_len() + 1);
@@ -350,7 +352,7 @@ impl<'s> Ingest<'s> {
             let window = &window[..];
             let ids: Vec<ChunkId> = window
                 .par_iter()
-                .map(|span| ChunkId::of(&data[span.clone()]))
+                .map(|(span, _)| ChunkId::of(&data[span.clone()]))
                 .collect();
             let known = index.get_many(&ids)?;
             let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
@@ -372,14 +374,15 @@ impl<'s> Ingest<'s> {
                                 slot.insert(Encoder::new(params).expect("zstd context allocation"))
                             }
                         };
-                        encoder.encode(ids[i], &data[window[i].clone()])
+                        let (span, width) = &window[i];
+                        encoder.encode(ids[i], &data[span.clone()], *width)
                     })
                 })
                 .collect();
             for (&i, chunk) in fresh.iter().zip(&encoded) {
-                self.append(chunk, &data[window[i].clone()])?;
+                self.append(chunk, &data[window[i].0.clone()])?;
             }
-            for (span, id) in window.iter().zip(ids) {
+            for ((span, _), id) in window.iter().zip(ids) {
                 refs.push(ChunkRef {
                     offset: span.start as u64,
                     len: span.len() as u32,
@@ -387,7 +390,7 @@ impl<'s> Ingest<'s> {
                 });
             }
             self.report.chunks += window.len() as u64;
-            progress.advance(window.iter().map(|s| s.len() as u64).sum());
+            progress.advance(window.iter().map(|(s, _)| s.len() as u64).sum());
         }
         Ok(refs)
     }
@@ -461,6 +464,42 @@ fn map_file(file: &File, path: &Path) -> Result<Option<memmap2::Mmap>> {
     let map = unsafe { memmap2::MmapOptions::new().map(file) }.at(path)?;
     let _ = map.advise(memmap2::Advice::Sequential);
     Ok(Some(map))
+}
+
+/// A chunk's byte range and the width of the float values in it (if any).
+type Span = (Range<usize>, Option<usize>);
+
+/// The segments chunked separately: the header and each tensor of a recognised model file (and
+/// the gaps between them), or the whole file.
+fn segments_of(len: usize, layout: Option<&FileLayout>) -> Vec<Segment> {
+    let Some(layout) = layout else {
+        return vec![Segment {
+            range: 0..len,
+            value_width: None,
+        }];
+    };
+    let mut segments = Vec::with_capacity(layout.tensors.len() * 2 + 2);
+    let mut pos = 0usize;
+    fn gap_to(segments: &mut Vec<Segment>, pos: &mut usize, to: usize) {
+        if to > *pos {
+            segments.push(Segment {
+                range: *pos..to,
+                value_width: None,
+            });
+            *pos = to;
+        }
+    }
+    gap_to(&mut segments, &mut pos, layout.header.end as usize);
+    for tensor in &layout.tensors {
+        gap_to(&mut segments, &mut pos, tensor.range.start as usize);
+        segments.push(Segment {
+            range: tensor.range.start as usize..tensor.range.end as usize,
+            value_width: tensor.element.float_width(),
+        });
+        pos = tensor.range.end as usize;
+    }
+    gap_to(&mut segments, &mut pos, len);
+    segments
 }
 
 fn sha256_of(data: &[u8]) -> [u8; 32] {

@@ -7,6 +7,7 @@
 //! - [`codec`]: one chunk's compression choice, decoding, and verification against its id.
 //! - [`store`]: the store directory: packs, RocksDB index, manifests, registry, reading verified
 //!   chunks and files, `gc` and `scrub`.
+//! - [`modelfile`]: GGUF and safetensors headers → byte ranges of header and tensors.
 //! - [`ingest`]: `add` — files to chunks to packs to a committed registry entry.
 //! - [`vfs`]: the registry as an inode tree with `read_at`, independent of FUSE.
 //! - [`fuse`]: the kernel adapter over [`vfs`]; the only user of `fuser`.
@@ -25,6 +26,7 @@ pub mod format;
 pub mod fuse;
 pub mod id;
 pub mod ingest;
+pub mod modelfile;
 pub mod mount;
 pub mod progress;
 pub mod stats;

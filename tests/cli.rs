@@ -183,7 +183,7 @@ fn a_store_of_a_newer_format_is_refused() {
     let config = store.store.join("modelfs.json");
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("\"version\": 1", "\"version\": 7");
+        .replace("\"version\": 2", "\"version\": 7");
     std::fs::write(&config, text).unwrap();
     let line = store.fails(&["ls"]);
     assert!(

@@ -15,8 +15,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Version of the store layout as a whole (directory structure and config file).
-pub const STORE_FORMAT_VERSION: u32 = 1;
+/// Version of the store layout as a whole. Version 2 stores may hold version 2 packs (byte-grouped
+/// chunks); a writer opening a version 1 store raises it to 2 before writing (nothing else changes).
+pub const STORE_FORMAT_VERSION: u32 = 2;
 
 /// Rejects structures written by a newer modelfs (or with a nonsensical version 0).
 pub fn check_version(what: &'static str, path: &Path, found: u32, supported: u32) -> Result<()> {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! header   (32 B)  magic "MFSPACK\0" | version u32 | reserved u32 | pack id [16]
-//! record   (48 B)  chunk id [32] | codec u8 | reserved [3] | raw_len u32 | stored_len u32 | reserved u32
+//! record   (48 B)  chunk id [32] | codec u8 (0 raw, 1 zstd, 2 grouped) | reserved [3] | raw_len u32 | stored_len u32 | reserved u32
 //!          payload [stored_len]
 //! ...more records...
 //! table    entry_count × (record header (48 B) | record offset u64)   = 56 B each
@@ -19,8 +19,9 @@ use crate::id::{ChunkId, PackId};
 pub const PACK_MAGIC: [u8; 8] = *b"MFSPACK\0";
 /// Last bytes of a sealed pack.
 pub const PACK_END_MAGIC: [u8; 8] = *b"MFSPEND\0";
-/// Pack layout version written by this build.
-pub const PACK_FORMAT_VERSION: u32 = 1;
+/// Pack layout version written by this build. Version 2 added [`Codec::Grouped`]; version 1
+/// packs are read as they are.
+pub const PACK_FORMAT_VERSION: u32 = 2;
 /// Size of the pack header.
 pub const HEADER_LEN: usize = 32;
 /// Size of a record header.
@@ -40,6 +41,9 @@ pub enum Codec {
     Raw = 0,
     /// The payload is a zstd frame of the chunk's bytes.
     Zstd = 1,
+    /// The chunk's bytes split into byte planes (byte `j` of every value in plane `j`), each plane
+    /// raw or zstd (pack version 2); see `codec` and docs/FORMAT.md.
+    Grouped = 2,
 }
 
 impl Codec {
@@ -48,6 +52,7 @@ impl Codec {
         match value {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Zstd),
+            2 => Some(Codec::Grouped),
             _ => None,
         }
     }

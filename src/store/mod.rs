@@ -184,6 +184,7 @@ impl Store {
         let (index, index_in_cache, writer_lock) = match access {
             Access::Write => {
                 let lock = take_writer_lock(root)?;
+                upgrade_config(root, &config)?;
                 remove_unsealed_packs(&packs_dir)?;
                 let index = open_or_rebuild_writable_index(&root.join(INDEX_DIR), &packs_dir)?;
                 index_unindexed_packs(&index, &packs_dir)?;
@@ -369,10 +370,10 @@ impl Store {
         };
         match location.codec {
             Codec::Raw => read(dst)?,
-            Codec::Zstd => PAYLOAD.with_borrow_mut(|payload| {
+            encoded => PAYLOAD.with_borrow_mut(|payload| {
                 payload.resize(location.stored_len as usize, 0);
                 read(payload)?;
-                codec::decode_into(Codec::Zstd, payload, dst).map_err(|e| bad(e.to_string()))
+                codec::decode_into(encoded, payload, dst).map_err(|e| bad(e.to_string()))
             })?,
         }
         if !self.keeps_pages(id) {
@@ -474,6 +475,26 @@ pub fn read_config(root: &Path) -> Result<StoreConfig> {
     let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
     check_version("store", &path, version, STORE_FORMAT_VERSION)?;
     serde_json::from_value(value).map_err(|e| Error::corrupt(&path, format!("store config: {e}")))
+}
+
+/// Raises an older store's config to the current version before anything newer is written into it.
+fn upgrade_config(root: &Path, config: &StoreConfig) -> Result<()> {
+    if config.version >= STORE_FORMAT_VERSION {
+        return Ok(());
+    }
+    info!(
+        from = config.version,
+        to = STORE_FORMAT_VERSION,
+        "upgrading the store format"
+    );
+    let upgraded = StoreConfig {
+        version: STORE_FORMAT_VERSION,
+        ..config.clone()
+    };
+    let bytes = serde_json::to_vec_pretty(&upgraded)
+        .map_err(std::io::Error::other)
+        .at(root)?;
+    write_atomic(&root.join(CONFIG_FILE_NAME), &bytes)
 }
 
 fn take_writer_lock(root: &Path) -> Result<Flock<File>> {
@@ -716,7 +737,7 @@ mod tests {
             let id = ChunkId::of(&orphan_bytes);
             let chunk = crate::codec::Encoder::new(DEFAULT_COMPRESSION)
                 .unwrap()
-                .encode(id, &orphan_bytes);
+                .encode(id, &orphan_bytes, None);
             writer
                 .append(chunk.header(), chunk.payload(&orphan_bytes))
                 .unwrap();
@@ -729,6 +750,29 @@ mod tests {
             Some(orphan.0)
         );
         assert_eq!(read_model(&store, "m"), bytes);
+    }
+
+    #[test]
+    fn a_version_1_store_is_read_as_is_and_upgraded_by_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = random_bytes(9, 100_000);
+        let root = store_with_model(dir.path(), &bytes);
+        let config_path = root.join(CONFIG_FILE_NAME);
+        let v1 = std::fs::read_to_string(&config_path)
+            .unwrap()
+            .replace("\"version\": 2", "\"version\": 1");
+        std::fs::write(&config_path, &v1).unwrap();
+        assert_eq!(
+            read_model(&Store::open(&root, Access::Read).unwrap(), "m"),
+            bytes
+        );
+        assert_eq!(
+            std::fs::read_to_string(&config_path).unwrap(),
+            v1,
+            "readers change nothing"
+        );
+        drop(Store::open(&root, Access::Write).unwrap());
+        assert_eq!(read_config(&root).unwrap().version, STORE_FORMAT_VERSION);
     }
 
     #[test]
@@ -748,7 +792,7 @@ mod tests {
         let config_path = root.join(CONFIG_FILE_NAME);
         let text = std::fs::read_to_string(&config_path)
             .unwrap()
-            .replace("\"version\": 1", "\"version\": 99");
+            .replace("\"version\": 2", "\"version\": 99");
         std::fs::write(&config_path, text).unwrap();
         let err = Store::open(&root, Access::Read).err().unwrap();
         assert!(matches!(err, Error::NewerFormat { found: 99, .. }), "{err}");

@@ -1,0 +1,159 @@
+//! Model file layouts: where a GGUF or safetensors file keeps its header and each tensor's bytes.
+//!
+//! Owns [`FileLayout`] and [`detect`], which parses a file's header (never trusting it: offsets
+//! past the end, overlaps, absurd counts or unknown versions make it give up) and returns the byte
+//! ranges of the header and of every tensor, with their element types. Ingest cuts chunk
+//! boundaries at these ranges so an unchanged tensor maps to the same chunks in any file; the read
+//! path uses them to prefetch whole tensors. Anything not recognised is `None`: plain chunking.
+
+mod gguf;
+mod safetensors;
+
+use std::ops::Range;
+
+/// Element type of a tensor, as far as compression cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementType {
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// IEEE single precision.
+    F32,
+    /// Anything else (quantized blocks, integers, f64 …).
+    Other,
+}
+
+impl ElementType {
+    /// Bytes per value for the float types that byte grouping helps.
+    pub fn float_width(self) -> Option<usize> {
+        match self {
+            ElementType::F16 | ElementType::BF16 => Some(2),
+            ElementType::F32 => Some(4),
+            ElementType::Other => None,
+        }
+    }
+}
+
+/// One tensor's bytes in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorExtent {
+    /// The tensor's name.
+    pub name: String,
+    /// Byte range in the file.
+    pub range: Range<u64>,
+    /// Element type.
+    pub element: ElementType,
+}
+
+/// The recognised layout of a model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLayout {
+    /// Container format.
+    pub format: Format,
+    /// Header bytes (metadata and tensor table), from offset 0.
+    pub header: Range<u64>,
+    /// Tensors in file order, non-overlapping, all inside the file.
+    pub tensors: Vec<TensorExtent>,
+}
+
+/// Recognised containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// GGUF version 2 or 3.
+    Gguf,
+    /// safetensors.
+    Safetensors,
+}
+
+/// Refuse headers claiming more tensors than this (a damaged count would otherwise allocate wildly).
+const MAX_TENSORS: u64 = 1 << 20;
+
+impl FileLayout {
+    /// Checks the invariants every consumer relies on: sorted, disjoint, non-empty, in the file,
+    /// after the header.
+    fn validated(mut self, file_len: u64) -> Option<FileLayout> {
+        self.tensors.sort_by_key(|t| t.range.start);
+        let mut end = self.header.end;
+        if end > file_len {
+            return None;
+        }
+        for tensor in &self.tensors {
+            if tensor.range.start < end || tensor.range.end > file_len || tensor.range.is_empty() {
+                return None;
+            }
+            end = tensor.range.end;
+        }
+        Some(self)
+    }
+
+    /// Offsets where a chunk must end: the header/data border and both ends of every tensor.
+    pub fn cut_points(&self) -> Vec<u64> {
+        let mut cuts = Vec::with_capacity(self.tensors.len() * 2 + 1);
+        cuts.push(self.header.end);
+        for tensor in &self.tensors {
+            cuts.push(tensor.range.start);
+            cuts.push(tensor.range.end);
+        }
+        cuts.dedup();
+        cuts
+    }
+
+    /// The tensor holding byte `offset`, if any.
+    pub fn tensor_at(&self, offset: u64) -> Option<&TensorExtent> {
+        let index = self.tensors.partition_point(|t| t.range.end <= offset);
+        self.tensors
+            .get(index)
+            .filter(|t| t.range.contains(&offset))
+    }
+}
+
+/// Recognises the layout of a model file from its bytes; `None` (logged at debug level) if it is
+/// not a GGUF or safetensors file, or its header is inconsistent.
+pub fn detect(data: &[u8]) -> Option<FileLayout> {
+    let parsed = if data.starts_with(b"GGUF") {
+        gguf::parse(data)
+    } else if safetensors::looks_like(data) {
+        safetensors::parse(data)
+    } else {
+        return None;
+    };
+    match parsed.and_then(|layout| layout.validated(data.len() as u64)) {
+        Some(layout) => Some(layout),
+        None => {
+            tracing::debug!("model header not usable; chunking the file without it");
+            None
+        }
+    }
+}
+
+/// A bounds-checked little-endian reader over a header.
+struct Cursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Cursor { data, pos: 0 }
+    }
+
+    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
+        let n = usize::try_from(n).ok()?;
+        let end = self.pos.checked_add(n)?;
+        let bytes = self.data.get(self.pos..end)?;
+        self.pos = end;
+        Some(bytes)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests;
