@@ -117,15 +117,18 @@ impl Encoder {
     /// then the `raw.len() % width` trailing bytes as they are.
     fn group(&mut self, raw: &[u8], width: usize) -> Option<Vec<u8>> {
         let values = raw.len() / width;
+        let mut planes: [Vec<u8>; MAX_GROUP_WIDTH] = Default::default();
+        for (j, plane) in planes.iter_mut().enumerate().take(width) {
+            plane.resize(values, 0);
+            for (byte, value) in plane.iter_mut().zip(raw.chunks_exact(width)) {
+                *byte = value[j];
+            }
+        }
         let mut out = Vec::with_capacity(raw.len());
         out.push(width as u8);
-        let mut plane = Vec::with_capacity(values);
         let mut packed = Vec::with_capacity(values);
-        for j in 0..width {
-            plane.clear();
-            plane.extend(raw[..values * width].iter().skip(j).step_by(width));
+        for plane in planes.iter().take(width) {
             packed.clear();
-            packed.reserve(values);
             let pays = matches!(self.compressor.compress_to_buffer(&plane[..], &mut packed), Ok(n) if n < values * 15 / 16);
             let (mode, bytes) = if pays {
                 (1u8, &packed[..])
@@ -145,8 +148,9 @@ impl Encoder {
 pub const MAX_GROUP_WIDTH: usize = 4;
 
 thread_local! {
-    /// Per-thread buffer for one decompressed byte plane.
-    static PLANE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread buffers for decompressed byte planes.
+    static PLANES: std::cell::RefCell<[Vec<u8>; MAX_GROUP_WIDTH]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// Reassembles a [`Codec::Grouped`] payload into `dst` (exactly the decoded length).
@@ -158,41 +162,66 @@ fn ungroup(payload: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
         return Err(malformed());
     }
     let values = dst.len() / width;
-    for j in 0..width {
-        if rest.len() < 5 {
-            return Err(malformed());
+    PLANES.with_borrow_mut(|buffers| {
+        // Planes stored raw are used where they lie in the payload; compressed ones are
+        // decompressed into per-thread buffers first.
+        let mut stored: [(u8, &[u8]); MAX_GROUP_WIDTH] = [(0, &[]); MAX_GROUP_WIDTH];
+        for plane in stored.iter_mut().take(width) {
+            if rest.len() < 5 {
+                return Err(malformed());
+            }
+            let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
+            *plane = (rest[0], rest.get(5..5 + len).ok_or_else(malformed)?);
+            rest = &rest[5 + len..];
         }
-        let mode = rest[0];
-        let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
-        let bytes = rest.get(5..5 + len).ok_or_else(malformed)?;
-        rest = &rest[5 + len..];
-        let scatter = |plane: &[u8], dst: &mut [u8]| {
-            for (value, &byte) in dst[..values * width].chunks_exact_mut(width).zip(plane) {
-                value[j] = byte;
+        for (j, (mode, bytes)) in stored.iter().take(width).enumerate() {
+            match mode {
+                0 if bytes.len() == values => {}
+                1 => {
+                    buffers[j].resize(values, 0);
+                    let produced = decompress(bytes, &mut buffers[j])?;
+                    if produced != values {
+                        return Err(DecodeError::Length {
+                            got: produced,
+                            expected: values as u32,
+                        });
+                    }
+                }
+                _ => return Err(malformed()),
+            }
+        }
+        let plane = |j: usize| -> &[u8] {
+            if stored[j].0 == 0 {
+                stored[j].1
+            } else {
+                &buffers[j][..values]
             }
         };
-        match mode {
-            0 if len == values => scatter(bytes, dst),
-            1 => PLANE.with_borrow_mut(|plane| {
-                plane.resize(values, 0);
-                let produced = decompress(bytes, plane)?;
-                if produced != values {
-                    return Err(DecodeError::Length {
-                        got: produced,
-                        expected: values as u32,
-                    });
+        let body = &mut dst[..values * width];
+        match width {
+            2 => interleave2(body, plane(0), plane(1)),
+            _ => {
+                for j in 0..width {
+                    for (value, &byte) in body.chunks_exact_mut(width).zip(plane(j)) {
+                        value[j] = byte;
+                    }
                 }
-                scatter(plane, dst);
-                Ok(())
-            })?,
-            _ => return Err(malformed()),
+            }
         }
-    }
+        Ok(())
+    })?;
     if rest.len() != dst.len() - values * width {
         return Err(malformed());
     }
     dst[values * width..].copy_from_slice(rest);
     Ok(())
+}
+
+/// Interleaves two byte planes into 16-bit values (written so the compiler vectorises it).
+fn interleave2(dst: &mut [u8], low: &[u8], high: &[u8]) {
+    for ((pair, &lo), &hi) in dst.chunks_exact_mut(2).zip(low).zip(high) {
+        pair.copy_from_slice(&[lo, hi]);
+    }
 }
 
 /// Why stored bytes could not be turned into a verified chunk.

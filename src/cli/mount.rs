@@ -16,8 +16,8 @@ use modelfs::vfs::Vfs;
 use modelfs::{Access, Store};
 use tracing::{info, warn};
 
-/// Kernel readahead asked for on the mount, so sequential reads arrive as 1 MiB requests.
-const READAHEAD_KIB: u32 = 1024;
+/// Kernel readahead asked for on the mount: 1 MiB requests, several in flight at once.
+const READAHEAD_KIB: u32 = 4096;
 /// How often the mount checks whether the registry changed (models added or removed).
 const REGISTRY_POLL: Duration = Duration::from_secs(2);
 

@@ -9,12 +9,17 @@
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rayon::prelude::*;
+
 use tracing::{error, warn};
 
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::store::index::Location;
 use crate::store::{Check, Store};
+
+/// Requests spanning at least this many chunks are decoded in parallel.
+const PARALLEL_PIECES: usize = 4;
 
 /// How many chunk locations one index round trip resolves (covers several MiB of readahead).
 const RESOLVE_BATCH: usize = 256;
@@ -93,20 +98,35 @@ impl OpenFile {
             .manifest
             .size
             .min(offset.saturating_add(buf.len() as u64));
-        let Some(mut index) = self.manifest.chunk_index_at(offset) else {
+        let Some(first) = self.manifest.chunk_index_at(offset) else {
             return Ok(0);
         };
-        let mut pos = offset;
-        while pos < end {
+        let len = (end - offset) as usize;
+        // Split the request into one piece per chunk: (chunk index, offset in chunk, destination).
+        let mut pieces = Vec::with_capacity(len / 32_768 + 2);
+        let mut rest = &mut buf[..len];
+        let (mut index, mut pos) = (first, offset);
+        while !rest.is_empty() {
             let chunk = self.manifest.chunks[index];
             let take = (chunk.end().min(end) - pos) as usize;
-            let dst = &mut buf[(pos - offset) as usize..][..take];
-            let within = (pos - chunk.offset) as usize;
-            self.copy_chunk(store, index, within, dst)?;
+            let (dst, tail) = rest.split_at_mut(take);
+            pieces.push((index, (pos - chunk.offset) as usize, dst));
+            rest = tail;
             pos += take as u64;
             index += 1;
         }
-        Ok((end - offset) as usize)
+        // Large requests decode their chunks on all cores: the kernel often has only one
+        // readahead request in flight, and decoding, not the disk, is what it waits for.
+        if pieces.len() >= PARALLEL_PIECES {
+            pieces
+                .into_par_iter()
+                .try_for_each(|(index, within, dst)| self.copy_chunk(store, index, within, dst))?;
+        } else {
+            for (index, within, dst) in pieces {
+                self.copy_chunk(store, index, within, dst)?;
+            }
+        }
+        Ok(len)
     }
 
     /// Copies bytes `within..within + dst.len()` of chunk `index` into `dst`. A chunk the
