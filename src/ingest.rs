@@ -347,7 +347,7 @@ impl<'s> Ingest<'s> {
         progress: &dyn Progress,
     ) -> Result<Vec<ChunkRef>> {
         let mut refs = Vec::with_capacity(data.len() / self.chunker.avg_chunk_len() + 1);
-        let index = self.store.index();
+        let index = self.store.index()?;
         for window in windows {
             let window = &window[..];
             let ids: Vec<ChunkId> = window
@@ -424,7 +424,7 @@ impl<'s> Ingest<'s> {
         // Recorded before indexing so a failed index write still rolls the pack file back.
         self.sealed.push((sealed.id, ids));
         self.store
-            .index()
+            .index()?
             .add_pack(sealed.id, sealed.bytes, &sealed.entries)?;
         self.pending.clear();
         Ok(())
@@ -435,10 +435,13 @@ impl<'s> Ingest<'s> {
         if let Some(pack) = self.pack.take() {
             pack.abandon();
         }
-        let index = self.store.index();
         for (pack, ids) in self.sealed.drain(..) {
             // A pack file is deleted only once the index no longer points into it.
-            match index.remove_pack(pack, &ids) {
+            match self
+                .store
+                .index()
+                .and_then(|index| index.remove_pack(pack, &ids))
+            {
                 Ok(()) => {
                     let _ = std::fs::remove_file(pack_path(self.store.packs_dir(), &pack));
                 }

@@ -62,7 +62,7 @@ pub fn gc(store: &Store) -> Result<GcReport> {
         }
     }
 
-    let index = store.index();
+    let index = store.index()?;
     let mut doomed: Vec<(PackId, Vec<TableEntry>)> = Vec::new();
     let mut to_copy: Vec<(PackId, Vec<TableEntry>)> = Vec::new();
     for (pack, row) in index.packs()? {

@@ -299,6 +299,42 @@ impl Index {
     }
 }
 
+/// More table files than this in one column family make a closing writer compact it. Each
+/// short-lived writer (one `add`) flushes a small file, RocksDB moves such files down without
+/// merging them when their keys do not overlap (random chunk ids rarely do), and readers open them all.
+const MAX_TABLE_FILES: u64 = 32;
+
+impl Drop for Index {
+    /// A writer flushes its memtables, so readers need not replay a log, and compacts a column
+    /// family that `add`s have left in many small files.
+    fn drop(&mut self) {
+        if !self.writable {
+            return;
+        }
+        for name in [CF_CHUNKS, CF_PACKS, CF_META] {
+            let Some(cf) = self.db.cf_handle(name) else {
+                continue;
+            };
+            let _ = self.db.flush_cf(cf);
+            let files: u64 = (0..7)
+                .filter_map(|level| {
+                    self.db
+                        .property_int_value_cf(cf, &format!("rocksdb.num-files-at-level{level}"))
+                        .ok()
+                        .flatten()
+                })
+                .sum();
+            if files > MAX_TABLE_FILES {
+                tracing::debug!(family = name, files, "compacting the index");
+                let mut options = rocksdb::CompactOptions::default();
+                options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+                self.db
+                    .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
+            }
+        }
+    }
+}
+
 fn index_error(path: &Path, e: rocksdb::Error) -> Error {
     Error::Index {
         path: path.to_owned(),

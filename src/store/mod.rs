@@ -117,17 +117,23 @@ pub enum InitOutcome {
     AlreadyExists,
 }
 
+/// An open index and where it came from.
+struct IndexView {
+    index: Arc<Index>,
+    /// Whether this is a reader's own copy in the per-machine cache (the store's own index was
+    /// unusable); such a copy is kept current by indexing new packs, not by reopening.
+    in_cache: bool,
+}
+
 /// An open store.
 pub struct Store {
     root: PathBuf,
     config: StoreConfig,
     access: Access,
-    /// The index; behind a lock so a reader can swap in a freshly opened snapshot when the writer
-    /// moved chunks (`gc`) after this process opened it.
-    index: RwLock<Arc<Index>>,
-    /// Whether a reader's index is its own copy in the per-machine cache (the store's own index
-    /// was unusable); such a copy is kept current by indexing new packs, not by reopening.
-    index_in_cache: bool,
+    /// The index, once open: a writer opens it with the store, a reader on its first chunk
+    /// lookup (listing models never needs it). Behind a lock so a reader can swap in a fresh
+    /// snapshot when a writer moved chunks (`gc`) after this process opened it.
+    index: RwLock<Option<IndexView>>,
     packs: PackFiles,
     cache: ChunkCache,
     /// Chunks more than one file uses, once computed (`refresh_shared_chunks`); until then every
@@ -181,26 +187,28 @@ impl Store {
     pub fn open(root: &Path, access: Access) -> Result<Store> {
         let config = read_config(root)?;
         let packs_dir = root.join(PACKS_DIR);
-        let (index, index_in_cache, writer_lock) = match access {
+        let (index, writer_lock) = match access {
             Access::Write => {
                 let lock = take_writer_lock(root)?;
                 upgrade_config(root, &config)?;
                 remove_unsealed_packs(&packs_dir)?;
                 let index = open_or_rebuild_writable_index(&root.join(INDEX_DIR), &packs_dir)?;
                 index_unindexed_packs(&index, &packs_dir)?;
-                (index, false, Some(lock))
+                (
+                    Some(IndexView {
+                        index: Arc::new(index),
+                        in_cache: false,
+                    }),
+                    Some(lock),
+                )
             }
-            Access::Read => {
-                let (index, in_cache) = open_reader_index(root, &config)?;
-                (index, in_cache, None)
-            }
+            Access::Read => (None, None),
         };
         Ok(Store {
             root: root.to_owned(),
             config,
             access,
-            index: RwLock::new(Arc::new(index)),
-            index_in_cache,
+            index: RwLock::new(index),
             packs: PackFiles::new(packs_dir),
             cache: ChunkCache::new(DEFAULT_CACHE_BYTES),
             shared: RwLock::new(None),
@@ -236,8 +244,22 @@ impl Store {
         &self.packs
     }
 
-    pub(crate) fn index(&self) -> Arc<Index> {
-        self.index.read().expect("index lock poisoned").clone()
+    /// The index, opened now if this reader has not needed it before.
+    pub(crate) fn index(&self) -> Result<Arc<Index>> {
+        if let Some(view) = self.index.read().expect("index lock poisoned").as_ref() {
+            return Ok(view.index.clone());
+        }
+        let mut slot = self.index.write().expect("index lock poisoned");
+        if let Some(view) = slot.as_ref() {
+            return Ok(view.index.clone());
+        }
+        let (index, in_cache) = open_reader_index(&self.root, &self.config)?;
+        let index = Arc::new(index);
+        *slot = Some(IndexView {
+            index: index.clone(),
+            in_cache,
+        });
+        Ok(index)
     }
 
     fn require_writer(&self) -> Result<()> {
@@ -316,7 +338,7 @@ impl Store {
 
     /// Looks up chunk locations in the index, in the order given.
     pub fn locate(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
-        self.index().get_many(ids)
+        self.index()?.get_many(ids)
     }
 
     /// Opens a fresh view of the index, so chunks moved by a writer since this reader opened it
@@ -325,16 +347,28 @@ impl Store {
         if self.access == Access::Write {
             return Ok(());
         }
-        if self.index_in_cache {
-            let index = self.index();
-            return match index.is_writable() {
-                true => sync_index_with_packs(&index, self.packs.dir()),
-                false => Ok(()),
-            };
+        let current = self
+            .index
+            .read()
+            .expect("index lock poisoned")
+            .as_ref()
+            .map(|v| (v.index.clone(), v.in_cache));
+        match current {
+            // Not opened yet: the first lookup will open the current state.
+            None => Ok(()),
+            Some((index, true)) if index.is_writable() => {
+                sync_index_with_packs(&index, self.packs.dir())
+            }
+            Some((_, true)) => Ok(()),
+            Some((_, false)) => {
+                let (fresh, in_cache) = open_reader_index(&self.root, &self.config)?;
+                *self.index.write().expect("index lock poisoned") = Some(IndexView {
+                    index: Arc::new(fresh),
+                    in_cache,
+                });
+                Ok(())
+            }
         }
-        let (fresh, _) = open_reader_index(&self.root, &self.config)?;
-        *self.index.write().expect("index lock poisoned") = Arc::new(fresh);
-        Ok(())
     }
 
     /// Reads chunk `id` from `location` into `dst` (exactly its decoded length), decoded, and
@@ -693,6 +727,7 @@ mod tests {
         let packs_before = Store::open(&root, Access::Read)
             .unwrap()
             .index()
+            .unwrap()
             .packs()
             .unwrap()
             .len();

@@ -43,14 +43,22 @@ struct Tools {
 
 impl Tools {
     fn modelfs(&self, store: &Path, args: &[&str]) -> anyhow::Result<String> {
-        run(Command::new(&self.modelfs).arg("--store").arg(store).args(args))
+        run(Command::new(&self.modelfs)
+            .arg("--store")
+            .arg(store)
+            .args(args))
     }
 }
 
 fn run(command: &mut Command) -> anyhow::Result<String> {
-    let out = command.output().with_context(|| format!("cannot run {command:?}"))?;
+    let out = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
     if !out.status.success() {
-        bail!("{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -60,7 +68,8 @@ struct WorkDir(PathBuf);
 
 impl WorkDir {
     fn create(path: &Path) -> anyhow::Result<WorkDir> {
-        std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(WorkDir(path.to_owned()))
     }
 }
@@ -82,23 +91,51 @@ impl Drop for Mounted {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(nix::unistd::geteuid().is_root(), "modelfs-bench needs root (it drops caches and mounts)");
-    let here = std::env::current_exe()?.parent().context("executable has no directory")?.to_owned();
-    let tools = Tools { modelfs: here.join("modelfs"), corpus: here.join("modelfs-corpus") };
-    let work_dir = WorkDir::create(&args.dir.join(format!("modelfs-bench-{}", std::process::id())))?;
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "modelfs-bench needs root (it drops caches and mounts)"
+    );
+    let here = std::env::current_exe()?
+        .parent()
+        .context("executable has no directory")?
+        .to_owned();
+    let tools = Tools {
+        modelfs: here.join("modelfs"),
+        corpus: here.join("modelfs-corpus"),
+    };
+    let work_dir = WorkDir::create(
+        &args
+            .dir
+            .join(format!("modelfs-bench-{}", std::process::id())),
+    )?;
     let work = work_dir.0.as_path();
     let (base, finetune) = (work.join("base.gguf"), work.join("finetune.gguf"));
-    run(Command::new(&tools.corpus).arg("base").arg(&base).args(["--scale", &args.scale.to_string()]))?;
-    run(Command::new(&tools.corpus).arg("finetune").arg(&finetune).args(["--scale", &args.scale.to_string()]))?;
+    run(Command::new(&tools.corpus)
+        .arg("base")
+        .arg(&base)
+        .args(["--scale", &args.scale.to_string()]))?;
+    run(Command::new(&tools.corpus)
+        .arg("finetune")
+        .arg(&finetune)
+        .args(["--scale", &args.scale.to_string()]))?;
     let size = std::fs::metadata(&base)?.len();
-    println!("model: {:.2} GB fp16 GGUF ({})", size as f64 / 1e9, base.display());
+    println!(
+        "model: {:.2} GB fp16 GGUF ({})",
+        size as f64 / 1e9,
+        base.display()
+    );
 
     // Ingest: modelfs add against copying the file and fsyncing it.
     let store = work.join("store");
     tools.modelfs(&store, &["init"])?;
     drop_caches();
     let started = Instant::now();
-    run(Command::new("sh").arg("-c").arg(format!("cp {} {}/copy && sync {}/copy", base.display(), work.display(), work.display())))?;
+    run(Command::new("sh").arg("-c").arg(format!(
+        "cp {} {}/copy && sync {}/copy",
+        base.display(),
+        work.display(),
+        work.display()
+    )))?;
     let copy_rate = size as f64 / started.elapsed().as_secs_f64() / 1e6;
     std::fs::remove_file(work.join("copy"))?;
     drop_caches();
@@ -106,24 +143,45 @@ fn main() -> anyhow::Result<()> {
     tools.modelfs(&store, &["add", "base", base.to_str().unwrap()])?;
     let add_rate = size as f64 / started.elapsed().as_secs_f64() / 1e6;
     tools.modelfs(&store, &["add", "finetune", finetune.to_str().unwrap()])?;
-    let stats: serde_json::Value = serde_json::from_str(&tools.modelfs(&store, &["stats", "--json"])?)?;
+    let stats: serde_json::Value =
+        serde_json::from_str(&tools.modelfs(&store, &["stats", "--json"])?)?;
 
     let mnt = work.join("mnt");
     std::fs::create_dir(&mnt)?;
-    tools.modelfs(&store, &["mount", "--daemon", mnt.to_str().unwrap(), "--log", work.join("mount.log").to_str().unwrap()])?;
+    tools.modelfs(
+        &store,
+        &[
+            "mount",
+            "--daemon",
+            mnt.to_str().unwrap(),
+            "--log",
+            work.join("mount.log").to_str().unwrap(),
+        ],
+    )?;
     let _mounted = Mounted(mnt.clone());
     let daemon = daemon_pid(&mnt)?;
     // Let the mount finish working out which chunks the two models share.
     std::thread::sleep(Duration::from_secs(2));
 
-    let mut targets = vec![Target::new("modelfs", mnt.join("base.gguf")), Target::new("native", base.clone())];
+    let mut targets = vec![
+        Target::new("modelfs", mnt.join("base.gguf")),
+        Target::new("native", base.clone()),
+    ];
     let _squash = if args.no_squashfuse {
         None
     } else {
         let image = work.join("base.sqfs");
         let started = Instant::now();
-        run(Command::new("mksquashfs").arg(&base).arg(&image).args(["-comp", "zstd", "-noappend", "-quiet"]))?;
-        println!("mksquashfs (zstd): {:.0} MB/s", size as f64 / started.elapsed().as_secs_f64() / 1e6);
+        run(Command::new("mksquashfs").arg(&base).arg(&image).args([
+            "-comp",
+            "zstd",
+            "-noappend",
+            "-quiet",
+        ]))?;
+        println!(
+            "mksquashfs (zstd): {:.0} MB/s",
+            size as f64 / started.elapsed().as_secs_f64() / 1e6
+        );
         let squash_mnt = work.join("squash");
         std::fs::create_dir(&squash_mnt)?;
         run(Command::new("squashfuse_ll").arg(&image).arg(&squash_mnt))?;
@@ -148,31 +206,56 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("| measurement | modelfs | native | modelfs / native | squashfuse | target |");
     println!("|---|---:|---:|---:|---:|---|");
-    let squash = |name: &str| results.get("squashfuse", name).map(|v| format!("{v:.0}")).unwrap_or_default();
+    let squash = |name: &str| {
+        results
+            .get("squashfuse", name)
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_default()
+    };
     for (name, unit, higher_is_better, target) in measure::ROWS {
         let name: &str = name;
-        let (m, n) = (results.get("modelfs", name).unwrap_or(f64::NAN), results.get("native", name).unwrap_or(f64::NAN));
-        let better = if *higher_is_better { "higher is better" } else { "lower is better" };
-        println!("| {name} ({unit}, {better}) | {m:.1} | {n:.1} | {:.2}× | {} | {target} |", m / n, squash(name));
+        let (m, n) = (
+            results.get("modelfs", name).unwrap_or(f64::NAN),
+            results.get("native", name).unwrap_or(f64::NAN),
+        );
+        let better = if *higher_is_better {
+            "higher is better"
+        } else {
+            "lower is better"
+        };
+        println!(
+            "| {name} ({unit}, {better}) | {m:.1} | {n:.1} | {:.2}× | {} | {target} |",
+            m / n,
+            squash(name)
+        );
     }
     println!(
         "| fine-tune read right after its base (MB/s) | {finetune_after_base:.0} | {finetune_native_cold:.0} (cold) | {:.2}× | | ≥ 2× |",
         finetune_after_base / finetune_native_cold
     );
-    println!("| add (MB/s; native: cp + sync) | {add_rate:.0} | {copy_rate:.0} | {:.2}× | | ≥ 600 MB/s |", add_rate / copy_rate);
+    println!(
+        "| add (MB/s; native: cp + sync) | {add_rate:.0} | {copy_rate:.0} | {:.2}× | | ≥ 600 MB/s |",
+        add_rate / copy_rate
+    );
     println!(
         "| stored / logical, base + fine-tune | {:.3} | | | | base alone ≤ 0.87 |",
-        stats["stored_bytes"].as_f64().unwrap_or(0.0) / stats["logical_bytes"].as_f64().unwrap_or(1.0)
+        stats["stored_bytes"].as_f64().unwrap_or(0.0)
+            / stats["logical_bytes"].as_f64().unwrap_or(1.0)
     );
     println!("| mount to first ls, {models} models (ms) | {mount_to_ls:.0} | | | | < 100 ms |");
-    println!("| daemon memory, peak RSS (MiB; chunk cache 64 MiB) | {memory:.0} | | | | < 64 MiB + cache |");
+    println!(
+        "| daemon memory, peak RSS (MiB; chunk cache 64 MiB) | {memory:.0} | | | | < 64 MiB + cache |"
+    );
     Ok(())
 }
 
 fn daemon_pid(mountpoint: &Path) -> anyhow::Result<u32> {
     let pattern = format!("mount --daemon {}", mountpoint.display());
     let out = run(Command::new("pgrep").arg("-f").arg(&pattern))?;
-    out.lines().next().and_then(|l| l.trim().parse().ok()).context("mount daemon not found")
+    out.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .context("mount daemon not found")
 }
 
 /// Median time from starting `modelfs mount --daemon` to a successful listing of the mount, for a
@@ -185,14 +268,26 @@ fn mount_to_first_ls(tools: &Tools, work: &Path, count: usize) -> anyhow::Result
     for i in 0..count {
         let file = input.join(format!("m{i}.gguf"));
         std::fs::write(&file, format!("model {i}").repeat(100))?;
-        tools.modelfs(&store, &["add", &format!("model-{i}"), file.to_str().unwrap()])?;
+        tools.modelfs(
+            &store,
+            &["add", &format!("model-{i}"), file.to_str().unwrap()],
+        )?;
     }
     let mnt = work.join("many-mnt");
     std::fs::create_dir(&mnt)?;
     let mut times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        tools.modelfs(&store, &["mount", "--daemon", mnt.to_str().unwrap(), "--log", "/dev/null"])?;
+        tools.modelfs(
+            &store,
+            &[
+                "mount",
+                "--daemon",
+                mnt.to_str().unwrap(),
+                "--log",
+                "/dev/null",
+            ],
+        )?;
         let mounted = Mounted(mnt.clone());
         let entries = std::fs::read_dir(&mnt)?.count();
         times.push(started.elapsed().as_secs_f64() * 1e3);

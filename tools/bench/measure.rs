@@ -25,15 +25,30 @@ pub const ROWS: &[(&str, &str, bool, &str)] = &[
     ("4 KiB random pread, cold, p50", "µs", false, "≤ 3× native"),
     ("4 KiB random pread, cold, p99", "µs", false, ""),
     ("4 KiB random pread, cold", "ops/s", true, ""),
-    ("4 KiB random pread, warm, p50", "µs", false, "≤ 1.5× native"),
+    (
+        "4 KiB random pread, warm, p50",
+        "µs",
+        false,
+        "≤ 1.5× native",
+    ),
     ("4 KiB random pread, warm, p99", "µs", false, ""),
     ("1 MiB random pread, cold, p50", "µs", false, ""),
     ("1 MiB random pread, cold, p99", "µs", false, ""),
     ("1 MiB random pread, cold", "ops/s", true, ""),
     ("mmap, every page in order, cold", "MB/s", true, ""),
-    ("mmap, every page in order, warm", "MB/s", true, "≥ 0.9× native"),
+    (
+        "mmap, every page in order, warm",
+        "MB/s",
+        true,
+        "≥ 0.9× native",
+    ),
     ("mmap, random pages, cold, per fault", "µs", false, ""),
-    ("page cache growth after a cold read", "× file size", false, "≤ 1.15 GiB per GiB"),
+    (
+        "page cache growth after a cold read",
+        "× file size",
+        false,
+        "≤ 1.15 GiB per GiB",
+    ),
 ];
 
 /// Results by target and row name.
@@ -47,7 +62,11 @@ impl Results {
 
     /// The median of a row's repetitions.
     pub fn get(&self, target: &str, row: &str) -> Option<f64> {
-        let values = self.0.iter().find(|((t, r), _)| *t == target && *r == row).map(|(_, v)| v)?;
+        let values = self
+            .0
+            .iter()
+            .find(|((t, r), _)| *t == target && *r == row)
+            .map(|(_, v)| v)?;
         let mut sorted = values.clone();
         sorted.sort_by(f64::total_cmp);
         sorted.get(sorted.len() / 2).copied()
@@ -88,14 +107,21 @@ fn offsets(count: usize, len: u64, size: u64, align: u64, seed: u64) -> Vec<u64>
     let mut state = seed;
     (0..count)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 16) % ((len - size) / align) * align
         })
         .collect()
 }
 
 /// (p50 µs, p99 µs, ops/s) of `count` random preads of `size` bytes.
-fn random_preads(path: &Path, size: usize, count: usize, seed: u64) -> anyhow::Result<(f64, f64, f64)> {
+fn random_preads(
+    path: &Path,
+    size: usize,
+    count: usize,
+    seed: u64,
+) -> anyhow::Result<(f64, f64, f64)> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut buf = vec![0u8; size];
@@ -152,12 +178,20 @@ pub fn all(targets: &mut [Target]) -> anyhow::Result<Results> {
             drop_caches();
             let before = cached_bytes();
             results.add(name, "sequential read, cold", sequential(path)?);
-            results.add(name, "page cache growth after a cold read", (cached_bytes().saturating_sub(before)) as f64 / len);
+            results.add(
+                name,
+                "page cache growth after a cold read",
+                (cached_bytes().saturating_sub(before)) as f64 / len,
+            );
             results.add(name, "sequential read, warm", sequential(path)?);
             let (p50, p99, _) = random_preads(path, 4096, 20_000, rep)?;
             results.add(name, "4 KiB random pread, warm, p50", p50);
             results.add(name, "4 KiB random pread, warm, p99", p99);
-            results.add(name, "mmap, every page in order, warm", mmap_in_order(path)?);
+            results.add(
+                name,
+                "mmap, every page in order, warm",
+                mmap_in_order(path)?,
+            );
 
             drop_caches();
             let (p50, p99, ops) = random_preads(path, 4096, 2_000, rep + 10)?;
@@ -170,9 +204,17 @@ pub fn all(targets: &mut [Target]) -> anyhow::Result<Results> {
             results.add(name, "1 MiB random pread, cold, p99", p99);
             results.add(name, "1 MiB random pread, cold", ops);
             drop_caches();
-            results.add(name, "mmap, every page in order, cold", mmap_in_order(path)?);
+            results.add(
+                name,
+                "mmap, every page in order, cold",
+                mmap_in_order(path)?,
+            );
             drop_caches();
-            results.add(name, "mmap, random pages, cold, per fault", mmap_random(path, 2_000)?);
+            results.add(
+                name,
+                "mmap, random pages, cold, per fault",
+                mmap_random(path, 2_000)?,
+            );
         }
     }
     Ok(results)
