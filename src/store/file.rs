@@ -18,6 +18,9 @@ use crate::format::manifest::Manifest;
 use crate::store::index::Location;
 use crate::store::{Check, Store};
 
+/// How many chunk locations are resolved where a read lands away from resolved chunks.
+const RESOLVE_BATCH_RANDOM: usize = 8;
+
 /// Requests spanning at least this many chunks are decoded in parallel.
 const PARALLEL_PIECES: usize = 4;
 
@@ -175,10 +178,17 @@ impl OpenFile {
 
     /// The location of chunk `index`, resolving it and the following batch if needed.
     fn location(&self, store: &Store, index: usize) -> Result<Location> {
-        if let Some(location) = self.locations.read().expect("location table poisoned")[index] {
-            return Ok(location);
-        }
-        let batch_end = (index + RESOLVE_BATCH).min(self.manifest.chunks.len());
+        let sequential = {
+            let table = self.locations.read().expect("location table poisoned");
+            if let Some(location) = table[index] {
+                return Ok(location);
+            }
+            index > 0 && table[index - 1].is_some()
+        };
+        // Reading on from resolved chunks looks sequential: resolve far ahead. A jump elsewhere
+        // (random access) resolves only a few, so it does not pay for hundreds of lookups.
+        let batch = if sequential { RESOLVE_BATCH } else { RESOLVE_BATCH_RANDOM };
+        let batch_end = (index + batch).min(self.manifest.chunks.len());
         let ids: Vec<_> = self.manifest.chunks[index..batch_end]
             .iter()
             .map(|c| c.id)

@@ -160,8 +160,6 @@ fn main() -> anyhow::Result<()> {
     )?;
     let _mounted = Mounted(mnt.clone());
     let daemon = daemon_pid(&mnt)?;
-    // Let the mount finish working out which chunks the two models share.
-    std::thread::sleep(Duration::from_secs(2));
 
     let mut targets = vec![
         Target::new("modelfs", mnt.join("base.gguf")),
@@ -191,7 +189,15 @@ fn main() -> anyhow::Result<()> {
 
     let results = measure::all(&mut targets)?;
 
-    // A fine-tune right after its base: shared chunks come from warm packs.
+    // A fine-tune right after its base: shared chunks come from warm packs. The fine-tune is added
+    // to the running mount, which picks it up and works out which chunks the two share.
+    tools.modelfs(&store, &["add", "finetune", finetune.to_str().unwrap()])?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !mnt.join("finetune.gguf").exists() {
+        anyhow::ensure!(Instant::now() < deadline, "the mount did not show the fine-tune");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
     drop_caches();
     measure::sequential(&mnt.join("base.gguf"))?;
     let finetune_after_base = measure::sequential(&mnt.join("finetune.gguf"))?;
@@ -238,7 +244,7 @@ fn main() -> anyhow::Result<()> {
         add_rate / copy_rate
     );
     println!(
-        "| stored / logical, base + fine-tune | {:.3} | | | | base alone ≤ 0.87 |",
+        "| stored / logical, fp16 base alone | {:.3} | | | | ≤ 0.87 |",
         stats["stored_bytes"].as_f64().unwrap_or(0.0)
             / stats["logical_bytes"].as_f64().unwrap_or(1.0)
     );
