@@ -12,7 +12,8 @@
 //! - [`vfs`]: the registry as an inode tree with `read_at`, independent of FUSE.
 //! - [`fuse`]: the kernel adapter over [`vfs`]; the only user of `fuser`.
 //! - [`mount`]: mount lifecycle helpers (mountpoint checks, unmounting).
-//! - [`stats`]: where the bytes of a store go.
+//! - [`stats`]: where the bytes of a store go, per model and version.
+//! - [`diff`]: tensors that differ between two models, versions or files.
 //!
 //! The `modelfs` binary (`src/main.rs`, `src/cli/`) parses arguments and calls into these modules.
 //! docs/ARCHITECTURE.md shows how data flows through `add` and a FUSE `read`.
@@ -21,6 +22,7 @@
 
 pub mod chunker;
 pub mod codec;
+pub mod diff;
 pub mod error;
 pub mod format;
 pub mod fuse;

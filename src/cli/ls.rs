@@ -3,8 +3,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::HashMap;
+
 use modelfs::Access;
 use modelfs::format::registry::VersionEntry;
+use modelfs::stats::{ModelUsage, Usage, model_usage};
 use modelfs::store::registry::{mounted_name, resolve};
 use serde::Serialize;
 
@@ -17,6 +20,10 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also show, per model and version, the bytes shared with others and unique to it (what
+    /// `rm` would free).
+    #[arg(short, long)]
+    long: bool,
 }
 
 #[derive(Serialize)]
@@ -24,6 +31,8 @@ struct ModelJson<'a> {
     name: &'a str,
     /// Path of the newest version in the mount.
     mounted_as: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
     versions: Vec<VersionJson<'a>>,
 }
 
@@ -32,6 +41,8 @@ struct VersionJson<'a> {
     version: &'a str,
     added_unix: u64,
     size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
     files: Vec<FileJson<'a>>,
 }
 
@@ -53,6 +64,16 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn usage_line(usage: &Usage) -> String {
+    format!(
+        "{} logical; {} shared with other models or versions, {} unique (rm frees {})",
+        human_bytes(usage.logical_bytes),
+        human_bytes(usage.shared_bytes),
+        human_bytes(usage.unique_bytes),
+        human_bytes(usage.unique_stored_bytes)
+    )
+}
+
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let store = open_store(store_dir, Access::Read)?;
     let registry = store.registry()?;
@@ -65,14 +86,22 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         None => registry.models.iter().collect(),
     };
 
+    let usage: HashMap<String, ModelUsage> = match args.long {
+        true => model_usage(&store)?
+            .into_iter()
+            .map(|u| (u.model.clone(), u))
+            .collect(),
+        false => HashMap::new(),
+    };
     let mut models = Vec::new();
     for (name, entry) in selected {
+        let model_usage = usage.get(name.as_str());
         let newest = entry
             .versions
             .last()
             .expect("a registered model has a version");
         let mut versions = Vec::new();
-        for version in &entry.versions {
+        for (i, version) in entry.versions.iter().enumerate() {
             let mut files = Vec::new();
             for file in &version.files {
                 let digests = if detailed {
@@ -91,12 +120,14 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 version: &version.version,
                 added_unix: version.added_unix,
                 size: version_size(version),
+                usage: model_usage.map(|u| u.versions[i].1),
                 files,
             });
         }
         models.push(ModelJson {
             name,
             mounted_as: mounted_name(name, newest),
+            usage: model_usage.map(|u| u.total),
             versions,
         });
     }
@@ -115,6 +146,9 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                     if version.files.len() == 1 { "" } else { "s" },
                     human_bytes(version.size),
                 );
+                if let Some(usage) = version.usage {
+                    println!("  {}", usage_line(&usage));
+                }
                 for file in &version.files {
                     println!(
                         "  {:<40} {:>10}  sha256:{}",
@@ -147,6 +181,9 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 human_time(newest.added_unix),
                 model.mounted_as,
             );
+            if let Some(usage) = model.usage {
+                println!("  all versions: {}", usage_line(&usage));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

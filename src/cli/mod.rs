@@ -5,6 +5,7 @@
 
 mod add;
 mod cat;
+mod diff;
 mod gc;
 mod index;
 mod init;
@@ -61,6 +62,9 @@ enum Command {
     Mount(mount::Args),
     /// Unmount a modelfs mount.
     Umount(mount::UmountArgs),
+    /// List the tensors that differ between two models, versions or files, and the bytes a
+    /// transfer from the first to the second needs.
+    Diff(diff::Args),
     /// Re-read and re-hash every chunk of the named models (all if none); report every problem.
     Verify(verify::Args),
     /// Remove a model, or one version of it, from the registry (`gc` then frees the space).
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cat(args) => cat::run(&store_dir, args),
         Command::Mount(args) => mount::run(&store_dir, args),
         Command::Umount(args) => mount::run_umount(args),
+        Command::Diff(args) => diff::run(&store_dir, args),
         Command::Verify(args) => verify::run(&store_dir, args),
         Command::Rm(args) => rm::run(&store_dir, args),
         Command::Gc(args) => gc::run(&store_dir, args),

@@ -83,7 +83,7 @@ fn skip_value(cursor: &mut Cursor, kind: u32, depth: u32) -> Option<()> {
     Some(())
 }
 
-pub(super) fn parse(data: &[u8]) -> Option<FileLayout> {
+pub(super) fn parse(data: &[u8], file_len: u64) -> Option<FileLayout> {
     let mut cursor = Cursor::new(data);
     cursor.take(4)?;
     let version = cursor.u32()?;
@@ -126,7 +126,6 @@ pub(super) fn parse(data: &[u8]) -> Option<FileLayout> {
         infos.push((name, elements, ggml_type, offset));
     }
     let data_start = (cursor.pos as u64).div_ceil(alignment) * alignment;
-    let file_len = data.len() as u64;
     let mut tensors = Vec::with_capacity(infos.len());
     for (name, elements, ggml_type, offset) in infos {
         let start = data_start.checked_add(offset)?;

@@ -111,14 +111,20 @@ impl FileLayout {
 /// Recognises the layout of a model file from its bytes; `None` (logged at debug level) if it is
 /// not a GGUF or safetensors file, or its header is inconsistent.
 pub fn detect(data: &[u8]) -> Option<FileLayout> {
-    let parsed = if data.starts_with(b"GGUF") {
-        gguf::parse(data)
-    } else if safetensors::looks_like(data) {
-        safetensors::parse(data)
+    detect_from_prefix(data, data.len() as u64)
+}
+
+/// Like [`detect`], from the first bytes of a file of `file_len` bytes; `None` also when the
+/// prefix ends before the header does.
+pub fn detect_from_prefix(prefix: &[u8], file_len: u64) -> Option<FileLayout> {
+    let parsed = if prefix.starts_with(b"GGUF") {
+        gguf::parse(prefix, file_len)
+    } else if safetensors::looks_like(prefix) {
+        safetensors::parse(prefix)
     } else {
         return None;
     };
-    match parsed.and_then(|layout| layout.validated(data.len() as u64)) {
+    match parsed.and_then(|layout| layout.validated(file_len)) {
         Some(layout) => Some(layout),
         None => {
             tracing::debug!("model header not usable; chunking the file without it");

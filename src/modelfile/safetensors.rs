@@ -16,7 +16,8 @@ struct Entry {
 /// Whether `data` starts like a safetensors file: a plausible length followed by `{`.
 pub(super) fn looks_like(data: &[u8]) -> bool {
     let mut cursor = Cursor::new(data);
-    matches!(cursor.u64(), Some(len) if (2..=MAX_HEADER).contains(&len)) && data.get(8) == Some(&b'{')
+    matches!(cursor.u64(), Some(len) if (2..=MAX_HEADER).contains(&len))
+        && data.get(8) == Some(&b'{')
 }
 
 pub(super) fn parse(data: &[u8]) -> Option<FileLayout> {

@@ -187,7 +187,11 @@ impl OpenFile {
         };
         // Reading on from resolved chunks looks sequential: resolve far ahead. A jump elsewhere
         // (random access) resolves only a few, so it does not pay for hundreds of lookups.
-        let batch = if sequential { RESOLVE_BATCH } else { RESOLVE_BATCH_RANDOM };
+        let batch = if sequential {
+            RESOLVE_BATCH
+        } else {
+            RESOLVE_BATCH_RANDOM
+        };
         let batch_end = (index + batch).min(self.manifest.chunks.len());
         let ids: Vec<_> = self.manifest.chunks[index..batch_end]
             .iter()

@@ -142,7 +142,6 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     tools.modelfs(&store, &["add", "base", base.to_str().unwrap()])?;
     let add_rate = size as f64 / started.elapsed().as_secs_f64() / 1e6;
-    tools.modelfs(&store, &["add", "finetune", finetune.to_str().unwrap()])?;
     let stats: serde_json::Value =
         serde_json::from_str(&tools.modelfs(&store, &["stats", "--json"])?)?;
 
@@ -194,7 +193,10 @@ fn main() -> anyhow::Result<()> {
     tools.modelfs(&store, &["add", "finetune", finetune.to_str().unwrap()])?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !mnt.join("finetune.gguf").exists() {
-        anyhow::ensure!(Instant::now() < deadline, "the mount did not show the fine-tune");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the mount did not show the fine-tune"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));

@@ -38,6 +38,7 @@ pub fn write(model: &Model, out: &mut impl Write) -> std::io::Result<WriteStats>
         let ggml_type: u32 = match tensor.dtype {
             DType::F32 => 0,
             DType::F16 => 1,
+            DType::Q8_0 => 8,
         };
         header.extend_from_slice(&ggml_type.to_le_bytes());
         header.extend_from_slice(&offset.to_le_bytes());

@@ -9,13 +9,17 @@ pub enum DType {
     F16,
     /// IEEE single precision (GGUF type 0).
     F32,
+    /// ggml Q8_0: blocks of 32 values as an f16 scale and 32 signed bytes (GGUF type 8).
+    Q8_0,
 }
 
 impl DType {
-    pub fn size(self) -> usize {
+    /// Bytes taken by `elements` values.
+    pub fn bytes_for(self, elements: u64) -> u64 {
         match self {
-            DType::F16 => 2,
-            DType::F32 => 4,
+            DType::F16 => elements * 2,
+            DType::F32 => elements * 4,
+            DType::Q8_0 => elements / 32 * 34,
         }
     }
 }
@@ -37,18 +41,38 @@ impl Tensor {
     }
 
     pub fn byte_len(&self) -> u64 {
-        self.elements() * self.dtype.size() as u64
+        self.dtype.bytes_for(self.elements())
     }
 
     /// The tensor's bytes: weights ~N(0, 0.02) (norms ~1.0), little-endian.
     pub fn bytes(&self) -> Vec<u8> {
         let mut rng = SplitMix(self.seed);
         let n = self.elements() as usize;
-        let mut out = Vec::with_capacity(n * self.dtype.size());
+        let mut out = Vec::with_capacity(self.byte_len() as usize);
         match self.dtype {
             DType::F16 => {
                 for _ in 0..n {
                     out.extend_from_slice(&f16::from_f32(rng.normal() * 0.02).to_le_bytes());
+                }
+            }
+            DType::Q8_0 => {
+                // The same values the f16 tensor holds, quantized the way ggml does.
+                let mut block = [0f32; 32];
+                for _ in 0..n / 32 {
+                    for value in &mut block {
+                        *value = f16::from_f32(rng.normal() * 0.02).to_f32();
+                    }
+                    let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let scale = max / 127.0;
+                    out.extend_from_slice(&f16::from_f32(scale).to_le_bytes());
+                    for value in block {
+                        let q = if scale == 0.0 {
+                            0.0
+                        } else {
+                            (value / scale).round()
+                        };
+                        out.push(q as i8 as u8);
+                    }
                 }
             }
             DType::F32 => {
@@ -128,6 +152,28 @@ impl Model {
         self.metadata
             .push(("general.finetune".into(), "x".repeat(1340)));
         self
+    }
+
+    /// The model quantized to Q8_0: every f16 tensor becomes Q8_0 (norms stay f32).
+    pub fn quantized_q8_0(mut self) -> Model {
+        for tensor in self
+            .tensors
+            .iter_mut()
+            .filter(|t| t.dtype == DType::F16 && t.elements() % 32 == 0)
+        {
+            tensor.dtype = DType::Q8_0;
+        }
+        self.metadata
+            .push(("general.file_type".into(), "Q8_0".into()));
+        self
+    }
+
+    /// The model's hidden size (length of a norm vector).
+    pub fn hidden(&self) -> u64 {
+        self.tensors
+            .iter()
+            .find(|t| t.name == "output_norm.weight")
+            .map_or(0, |t| t.dims[0])
     }
 
     /// The model with new values for the tensor `name` only.
