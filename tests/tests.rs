@@ -4,5 +4,6 @@
 mod cli;
 mod crash;
 mod integrity;
+mod modelaware;
 mod mount;
 mod util;
