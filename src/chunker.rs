@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 
+use crate::codec::Fields;
 use crate::format::config::ChunkingParams;
 
 /// Default chunking parameters for new stores; docs/BENCHMARKS.md has the measurement behind them.
@@ -60,14 +61,15 @@ impl Chunker {
     pub fn spans<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
         let whole = Segment {
             range: 0..data.len(),
-            value_width: None,
+            record: None,
         };
         self.segment_spans(data, vec![whole]).map(|(span, _)| span)
     }
 
     /// The chunk spans of `data` when no chunk may cross a segment border (model files: the header
-    /// and each tensor are segments). Inside a segment of values `value_width` bytes wide, cuts
-    /// fall on value borders so byte planes line up. Each span comes with its segment's width.
+    /// and each tensor are segments). Inside a segment of fixed-size records (float values,
+    /// quantized blocks), cuts fall on record borders so grouped fields line up. Each span comes
+    /// with its segment's record fields.
     /// `segments` must be sorted, disjoint, and cover `data`.
     pub fn segment_spans<'a>(&self, data: &'a [u8], segments: Vec<Segment>) -> SegmentSpans<'a> {
         let p = self.params;
@@ -90,8 +92,8 @@ impl Chunker {
 pub struct Segment {
     /// Byte range in the file.
     pub range: Range<usize>,
-    /// Width of the values stored there, if they are floats worth byte-grouping.
-    pub value_width: Option<usize>,
+    /// The fields of the fixed-size records stored there, if grouping them helps compression.
+    pub record: Option<Fields>,
 }
 
 /// Iterator of [`Chunker::segment_spans`].
@@ -103,7 +105,7 @@ pub struct SegmentSpans<'a> {
 }
 
 impl Iterator for SegmentSpans<'_> {
-    type Item = (Range<usize>, Option<usize>);
+    type Item = (Range<usize>, Option<Fields>);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -111,7 +113,11 @@ impl Iterator for SegmentSpans<'_> {
                 Some((segment, pos)) if *pos < segment.range.end => {
                     let start = *pos;
                     let (_, mut end) = self.cdc.cut(start, segment.range.end - start);
-                    if let Some(width) = segment.value_width.filter(|_| end < segment.range.end) {
+                    if let Some(width) = segment
+                        .record
+                        .map(|f| f.iter().map(|&w| usize::from(w)).sum::<usize>())
+                        .filter(|_| end < segment.range.end)
+                    {
                         let aligned =
                             segment.range.start + (end - segment.range.start) / width * width;
                         if aligned > start {
@@ -119,7 +125,7 @@ impl Iterator for SegmentSpans<'_> {
                         }
                     }
                     *pos = end;
-                    return Some((start..end, segment.value_width));
+                    return Some((start..end, segment.record));
                 }
                 _ => {
                     let segment = self.segments.next()?;
@@ -181,19 +187,19 @@ mod tests {
         let segments = vec![
             Segment {
                 range: 0..1000,
-                value_width: None,
+                record: None,
             },
             Segment {
                 range: 1000..1001,
-                value_width: None,
+                record: None,
             },
             Segment {
                 range: 1001..150_001,
-                value_width: Some(2),
+                record: Some(&[1, 1]),
             },
             Segment {
                 range: 150_001..200_000,
-                value_width: Some(4),
+                record: Some(&[2, 32]),
             },
         ];
         let spans: Vec<_> = Chunker::new(SMALL)
@@ -210,8 +216,11 @@ mod tests {
                 span.end <= segment.range.end,
                 "{span:?} crosses {segment:?}"
             );
-            assert_eq!(*width, segment.value_width);
-            if let Some(w) = width.filter(|_| span.end < segment.range.end) {
+            assert_eq!(*width, segment.record);
+            if let Some(w) = width
+                .map(|f| f.iter().map(|&w| usize::from(w)).sum::<usize>())
+                .filter(|_| span.end < segment.range.end)
+            {
                 assert_eq!(
                     (span.end - segment.range.start) % w,
                     0,
@@ -231,11 +240,11 @@ mod tests {
                 vec![
                     Segment {
                         range: 0..77,
-                        value_width: None,
+                        record: None,
                     },
                     Segment {
                         range: 77..moved.len(),
-                        value_width: Some(2),
+                        record: Some(&[1, 1]),
                     },
                 ],
             )

@@ -64,40 +64,29 @@ impl Encoder {
         })
     }
 
-    /// Picks the codec of chunk `id` with bytes `raw`. Values `value_width` bytes wide (floats,
-    /// when the file's header says so) are byte-grouped; anything else is tried with zstd. Either
-    /// is kept only if it saves at least the configured share over storing the bytes raw.
-    pub fn encode(&mut self, id: ChunkId, raw: &[u8], value_width: Option<usize>) -> EncodedChunk {
+    /// Picks the codec of chunk `id` with bytes `raw`. Bytes made of fixed-size records (float
+    /// values, quantized blocks) whose `fields` the file's header reveals are grouped field by
+    /// field; anything else is tried with plain zstd. Either is kept only if it saves at least the
+    /// configured share over storing the bytes raw.
+    pub fn encode(&mut self, id: ChunkId, raw: &[u8], fields: Option<Fields>) -> EncodedChunk {
         let raw_len = raw.len() as u32;
         let budget = raw.len() * (100 - self.params.min_saving_percent.min(99) as usize) / 100;
-        if let Some(width) =
-            value_width.filter(|&w| (2..=MAX_GROUP_WIDTH).contains(&w) && raw.len() >= w)
+        let (codec, compressed) = match fields.filter(|f| valid_fields(f) && raw.len() >= stride(f))
         {
-            return match self
-                .group(raw, width)
+            Some(fields) => match self
+                .group(raw, fields)
                 .filter(|grouped| grouped.len() <= budget)
             {
-                Some(compressed) => EncodedChunk {
-                    id,
-                    codec: Codec::Grouped,
-                    raw_len,
-                    compressed,
-                },
-                None => EncodedChunk {
-                    id,
-                    codec: Codec::Raw,
-                    raw_len,
-                    compressed: Vec::new(),
-                },
-            };
-        }
-        let mut compressed = Vec::with_capacity(budget);
-        // A destination capped at the budget makes zstd give up as soon as the output would not pay.
-        let codec = match self.compressor.compress_to_buffer(raw, &mut compressed) {
-            Ok(len) if len <= budget && !raw.is_empty() => Codec::Zstd,
-            _ => {
-                compressed = Vec::new();
-                Codec::Raw
+                Some(grouped) => (Codec::Grouped, grouped),
+                None => (Codec::Raw, Vec::new()),
+            },
+            None => {
+                let mut compressed = Vec::with_capacity(budget);
+                // A destination capped at the budget makes zstd give up as soon as it would not pay.
+                match self.compressor.compress_to_buffer(raw, &mut compressed) {
+                    Ok(len) if len <= budget && !raw.is_empty() => (Codec::Zstd, compressed),
+                    _ => (Codec::Raw, Vec::new()),
+                }
             }
         };
         EncodedChunk {
@@ -107,29 +96,22 @@ impl Encoder {
             compressed,
         }
     }
-}
 
-impl Encoder {
-    /// Byte-groups `raw` into `width` planes, each zstd-compressed if that pays. `None` if the
-    /// compressor fails.
+    /// Splits `raw` into one plane per record field, each zstd-compressed if that pays.
     ///
-    /// Layout: `width` u8, then per plane `mode` u8 (0 raw, 1 zstd) and `len` u32 and `len` bytes,
-    /// then the `raw.len() % width` trailing bytes as they are.
-    fn group(&mut self, raw: &[u8], width: usize) -> Option<Vec<u8>> {
-        let values = raw.len() / width;
-        let mut planes: [Vec<u8>; MAX_GROUP_WIDTH] = Default::default();
-        for (j, plane) in planes.iter_mut().enumerate().take(width) {
-            plane.resize(values, 0);
-            for (byte, value) in plane.iter_mut().zip(raw.chunks_exact(width)) {
-                *byte = value[j];
-            }
-        }
+    /// Layout: field count u8, the field widths (u8 each), then per plane `mode` u8 (0 as it is,
+    /// 1 zstd), `len` u32 and `len` bytes, then the `raw.len() % stride` trailing bytes as they are.
+    fn group(&mut self, raw: &[u8], fields: Fields) -> Option<Vec<u8>> {
+        let records = raw.len() / stride(fields);
+        let mut planes = split_planes(&raw[..records * stride(fields)], fields);
         let mut out = Vec::with_capacity(raw.len());
-        out.push(width as u8);
-        let mut packed = Vec::with_capacity(values);
-        for plane in planes.iter().take(width) {
+        out.push(fields.len() as u8);
+        out.extend_from_slice(fields);
+        let mut packed = Vec::new();
+        for plane in planes.iter_mut() {
             packed.clear();
-            let pays = matches!(self.compressor.compress_to_buffer(&plane[..], &mut packed), Ok(n) if n < values * 15 / 16);
+            packed.reserve(plane.len());
+            let pays = matches!(self.compressor.compress_to_buffer(&plane[..], &mut packed), Ok(n) if n < plane.len() * 31 / 32);
             let (mode, bytes) = if pays {
                 (1u8, &packed[..])
             } else {
@@ -139,34 +121,100 @@ impl Encoder {
             out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
             out.extend_from_slice(bytes);
         }
-        out.extend_from_slice(&raw[values * width..]);
+        out.extend_from_slice(&raw[records * stride(fields)..]);
         Some(out)
     }
 }
 
-/// Widest value byte grouping handles (f32).
-pub const MAX_GROUP_WIDTH: usize = 4;
+/// The byte widths of the fields of one record, e.g. `[1, 1]` for an f16 value (low and high
+/// byte) or `[2, 32]` for a ggml Q8_0 block (an f16 scale and 32 quants).
+pub type Fields = &'static [u8];
+
+/// Most fields a record may have.
+pub const MAX_FIELDS: usize = 4;
+
+fn valid_fields(fields: &[u8]) -> bool {
+    (1..=MAX_FIELDS).contains(&fields.len()) && fields.iter().all(|&w| w > 0) && stride(fields) >= 2
+}
+
+fn stride(fields: &[u8]) -> usize {
+    fields.iter().map(|&w| usize::from(w)).sum()
+}
+
+/// Splits whole records into one plane per field.
+fn split_planes(records: &[u8], fields: &[u8]) -> Vec<Vec<u8>> {
+    let stride = stride(fields);
+    let count = records.len() / stride;
+    if fields == [1, 1] {
+        let (mut low, mut high) = (vec![0u8; count], vec![0u8; count]);
+        for ((pair, l), h) in records
+            .chunks_exact(2)
+            .zip(low.iter_mut())
+            .zip(high.iter_mut())
+        {
+            *l = pair[0];
+            *h = pair[1];
+        }
+        return vec![low, high];
+    }
+    let mut offset = 0;
+    fields
+        .iter()
+        .map(|&width| {
+            let width = usize::from(width);
+            let mut plane = Vec::with_capacity(count * width);
+            for record in records.chunks_exact(stride) {
+                plane.extend_from_slice(&record[offset..offset + width]);
+            }
+            offset += width;
+            plane
+        })
+        .collect()
+}
+
+/// Writes the planes back into whole records.
+fn join_planes(records: &mut [u8], fields: &[u8], planes: &[&[u8]]) {
+    if fields == [1, 1] {
+        for ((pair, &lo), &hi) in records.chunks_exact_mut(2).zip(planes[0]).zip(planes[1]) {
+            pair.copy_from_slice(&[lo, hi]);
+        }
+        return;
+    }
+    let stride = stride(fields);
+    let mut offset = 0;
+    for (&width, plane) in fields.iter().zip(planes) {
+        let width = usize::from(width);
+        for (record, field) in records
+            .chunks_exact_mut(stride)
+            .zip(plane.chunks_exact(width))
+        {
+            record[offset..offset + width].copy_from_slice(field);
+        }
+        offset += width;
+    }
+}
 
 thread_local! {
-    /// Per-thread buffers for decompressed byte planes.
-    static PLANES: std::cell::RefCell<[Vec<u8>; MAX_GROUP_WIDTH]> =
+    /// Per-thread buffers for decompressed planes.
+    static PLANES: std::cell::RefCell<[Vec<u8>; MAX_FIELDS]> =
         const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// Reassembles a [`Codec::Grouped`] payload into `dst` (exactly the decoded length).
 fn ungroup(payload: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
     let malformed = || DecodeError::Grouped("malformed plane table");
-    let (&width, mut rest) = payload.split_first().ok_or_else(malformed)?;
-    let width = width as usize;
-    if !(2..=MAX_GROUP_WIDTH).contains(&width) {
+    let (&count, rest) = payload.split_first().ok_or_else(malformed)?;
+    let fields = rest.get(..usize::from(count)).ok_or_else(malformed)?;
+    if !valid_fields(fields) {
         return Err(malformed());
     }
-    let values = dst.len() / width;
+    let mut rest = &rest[fields.len()..];
+    let records = dst.len() / stride(fields);
     PLANES.with_borrow_mut(|buffers| {
-        // Planes stored raw are used where they lie in the payload; compressed ones are
+        // Planes stored as they are are used where they lie in the payload; compressed ones are
         // decompressed into per-thread buffers first.
-        let mut stored: [(u8, &[u8]); MAX_GROUP_WIDTH] = [(0, &[]); MAX_GROUP_WIDTH];
-        for plane in stored.iter_mut().take(width) {
+        let mut stored: [(u8, &[u8]); MAX_FIELDS] = [(0, &[]); MAX_FIELDS];
+        for plane in stored.iter_mut().take(fields.len()) {
             if rest.len() < 5 {
                 return Err(malformed());
             }
@@ -174,54 +222,41 @@ fn ungroup(payload: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
             *plane = (rest[0], rest.get(5..5 + len).ok_or_else(malformed)?);
             rest = &rest[5 + len..];
         }
-        for (j, (mode, bytes)) in stored.iter().take(width).enumerate() {
+        for (f, (mode, bytes)) in stored.iter().take(fields.len()).enumerate() {
+            let expected = records * usize::from(fields[f]);
             match mode {
-                0 if bytes.len() == values => {}
+                0 if bytes.len() == expected => {}
                 1 => {
-                    buffers[j].resize(values, 0);
-                    let produced = decompress(bytes, &mut buffers[j])?;
-                    if produced != values {
+                    buffers[f].resize(expected, 0);
+                    let produced = decompress(bytes, &mut buffers[f])?;
+                    if produced != expected {
                         return Err(DecodeError::Length {
                             got: produced,
-                            expected: values as u32,
+                            expected: expected as u32,
                         });
                     }
                 }
                 _ => return Err(malformed()),
             }
         }
-        let plane = |j: usize| -> &[u8] {
-            if stored[j].0 == 0 {
-                stored[j].1
-            } else {
-                &buffers[j][..values]
-            }
-        };
-        let body = &mut dst[..values * width];
-        match width {
-            2 => interleave2(body, plane(0), plane(1)),
-            _ => {
-                for j in 0..width {
-                    for (value, &byte) in body.chunks_exact_mut(width).zip(plane(j)) {
-                        value[j] = byte;
-                    }
+        let planes: Vec<&[u8]> = (0..fields.len())
+            .map(|f| {
+                if stored[f].0 == 0 {
+                    stored[f].1
+                } else {
+                    &buffers[f][..records * usize::from(fields[f])]
                 }
-            }
-        }
+            })
+            .collect();
+        join_planes(&mut dst[..records * stride(fields)], fields, &planes);
         Ok(())
     })?;
-    if rest.len() != dst.len() - values * width {
+    let body = records * stride(fields);
+    if rest.len() != dst.len() - body {
         return Err(malformed());
     }
-    dst[values * width..].copy_from_slice(rest);
+    dst[body..].copy_from_slice(rest);
     Ok(())
-}
-
-/// Interleaves two byte planes into 16-bit values (written so the compiler vectorises it).
-fn interleave2(dst: &mut [u8], low: &[u8], high: &[u8]) {
-    for ((pair, &lo), &hi) in dst.chunks_exact_mut(2).zip(low).zip(high) {
-        pair.copy_from_slice(&[lo, hi]);
-    }
 }
 
 /// Why stored bytes could not be turned into a verified chunk.
@@ -362,7 +397,7 @@ mod tests {
         let id = ChunkId::of(&raw);
         let mut encoder = Encoder::new(PARAMS).unwrap();
         let plain = encoder.encode(id, &raw, None);
-        let grouped = encoder.encode(id, &raw, Some(2));
+        let grouped = encoder.encode(id, &raw, Some(&[1, 1]));
         assert_eq!(grouped.codec, Codec::Grouped);
         assert!(
             grouped.stored_len() < plain.stored_len(),
@@ -382,6 +417,32 @@ mod tests {
         let mut damaged = grouped.payload(&raw).to_vec();
         damaged[0] = 9;
         assert!(decode_verified(&grouped.header(), &damaged, &mut out).is_err());
+        damaged[0] = 2;
+        damaged[1] = 0;
+        assert!(decode_verified(&grouped.header(), &damaged, &mut out).is_err());
+    }
+
+    #[test]
+    fn grouped_blocks_round_trip_with_a_partial_tail() {
+        // Q8_0-like blocks: a 2-byte scale from a narrow range, then 32 spread-out quants.
+        let noise = random_bytes(4, 34 * 500 + 7);
+        let raw: Vec<u8> = noise
+            .chunks(34)
+            .flat_map(|block| block.iter().enumerate().map(|(i, &b)| if i < 2 { b & 0x0f } else { b }))
+            .collect();
+        let id = ChunkId::of(&raw);
+        let chunk = Encoder::new(PARAMS).unwrap().encode(id, &raw, Some(&[2, 32]));
+        let mut out = Vec::new();
+        if chunk.codec == Codec::Grouped {
+            decode_verified(&chunk.header(), chunk.payload(&raw), &mut out).unwrap();
+            assert!(out == raw);
+        }
+        let mut planes = split_planes(&raw[..34 * 500], &[2, 32]);
+        assert_eq!(planes[0].len(), 1000);
+        let mut joined = vec![0u8; 34 * 500];
+        let refs: Vec<&[u8]> = planes.iter_mut().map(|p| &p[..]).collect();
+        join_planes(&mut joined, &[2, 32], &refs);
+        assert!(joined[..] == raw[..34 * 500]);
     }
 
     #[test]

@@ -469,8 +469,8 @@ fn map_file(file: &File, path: &Path) -> Result<Option<memmap2::Mmap>> {
     Ok(Some(map))
 }
 
-/// A chunk's byte range and the width of the float values in it (if any).
-type Span = (Range<usize>, Option<usize>);
+/// A chunk's byte range and the fields of the records in it (if any).
+type Span = (Range<usize>, Option<crate::codec::Fields>);
 
 /// The segments chunked separately: the header and each tensor of a recognised model file (and
 /// the gaps between them), or the whole file.
@@ -478,7 +478,7 @@ fn segments_of(len: usize, layout: Option<&FileLayout>) -> Vec<Segment> {
     let Some(layout) = layout else {
         return vec![Segment {
             range: 0..len,
-            value_width: None,
+            record: None,
         }];
     };
     let mut segments = Vec::with_capacity(layout.tensors.len() * 2 + 2);
@@ -487,7 +487,7 @@ fn segments_of(len: usize, layout: Option<&FileLayout>) -> Vec<Segment> {
         if to > *pos {
             segments.push(Segment {
                 range: *pos..to,
-                value_width: None,
+                record: None,
             });
             *pos = to;
         }
@@ -497,7 +497,7 @@ fn segments_of(len: usize, layout: Option<&FileLayout>) -> Vec<Segment> {
         gap_to(&mut segments, &mut pos, tensor.range.start as usize);
         segments.push(Segment {
             range: tensor.range.start as usize..tensor.range.end as usize,
-            value_width: tensor.element.float_width(),
+            record: tensor.element.record_fields(),
         });
         pos = tensor.range.end as usize;
     }

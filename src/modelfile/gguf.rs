@@ -39,6 +39,8 @@ fn element(ggml_type: u32) -> ElementType {
         0 => ElementType::F32,
         1 => ElementType::F16,
         30 => ElementType::BF16,
+        8 => ElementType::Q8_0,
+        2 => ElementType::Q4_0,
         _ => ElementType::Other,
     }
 }

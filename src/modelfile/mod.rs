@@ -20,16 +20,23 @@ pub enum ElementType {
     BF16,
     /// IEEE single precision.
     F32,
-    /// Anything else (quantized blocks, integers, f64 …).
+    /// ggml Q8_0 blocks: an f16 scale and 32 signed 8-bit quants.
+    Q8_0,
+    /// ggml Q4_0 blocks: an f16 scale and 32 packed 4-bit quants.
+    Q4_0,
+    /// Anything else (other quantizations, integers, f64 …).
     Other,
 }
 
 impl ElementType {
-    /// Bytes per value for the float types that byte grouping helps.
-    pub fn float_width(self) -> Option<usize> {
+    /// The byte fields of one record (value or quantized block) of this type, for grouping bytes
+    /// of like kind before compression; `None` where grouping does not help.
+    pub fn record_fields(self) -> Option<crate::codec::Fields> {
         match self {
-            ElementType::F16 | ElementType::BF16 => Some(2),
-            ElementType::F32 => Some(4),
+            ElementType::F16 | ElementType::BF16 => Some(&[1, 1]),
+            ElementType::F32 => Some(&[1, 1, 1, 1]),
+            ElementType::Q8_0 => Some(&[2, 32]),
+            ElementType::Q4_0 => Some(&[2, 16]),
             ElementType::Other => None,
         }
     }
