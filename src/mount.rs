@@ -130,6 +130,15 @@ pub fn raise_readahead(mountpoint: &Path, kib: u32) {
     }
 }
 
+/// Caps the C allocator at two arenas. A mount's worker and decode threads otherwise each grow an
+/// arena that keeps freed chunk buffers, and the daemon's memory creeps well past its chunk cache.
+pub fn limit_malloc_arenas() {
+    // SAFETY: mallopt only tunes glibc's allocator; it is called before the serving threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Signals a mount process reacts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlSignal {

@@ -94,6 +94,7 @@ fn serve(
 ) -> anyhow::Result<ExitCode> {
     // Before any thread exists, so every thread inherits the mask and signals queue for us.
     block_control_signals()?;
+    modelfs::mount::limit_malloc_arenas();
     let started = (|| -> anyhow::Result<_> {
         let mut store = Store::open(store_dir, Access::Read)
             .with_context(|| format!("cannot open store {}", store_dir.display()))?;

@@ -436,9 +436,10 @@ impl Store {
         if let Some(bytes) = self.cache.get(id) {
             return Ok(bytes);
         }
-        let mut out = vec![0u8; location.raw_len as usize];
-        self.read_chunk_into(id, location, &mut out, Check::Verify)?;
-        let bytes: Arc<[u8]> = out.into();
+        // Built in place (a sized iterator lets `Arc` allocate once), not copied from a Vec.
+        let mut bytes: Arc<[u8]> = std::iter::repeat_n(0u8, location.raw_len as usize).collect();
+        let dst = Arc::get_mut(&mut bytes).expect("a new Arc has one owner");
+        self.read_chunk_into(id, location, dst, Check::Verify)?;
         self.cache.insert(*id, bytes.clone());
         Ok(bytes)
     }
