@@ -111,7 +111,7 @@ impl Encoder {
         for plane in planes.iter_mut() {
             packed.clear();
             packed.reserve(plane.len());
-            let pays = matches!(self.compressor.compress_to_buffer(&plane[..], &mut packed), Ok(n) if n < plane.len() * 31 / 32);
+            let pays = matches!(self.compressor.compress_to_buffer(&plane[..], &mut packed), Ok(n) if n < plane.len());
             let (mode, bytes) = if pays {
                 (1u8, &packed[..])
             } else {
@@ -428,10 +428,17 @@ mod tests {
         let noise = random_bytes(4, 34 * 500 + 7);
         let raw: Vec<u8> = noise
             .chunks(34)
-            .flat_map(|block| block.iter().enumerate().map(|(i, &b)| if i < 2 { b & 0x0f } else { b }))
+            .flat_map(|block| {
+                block
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| if i < 2 { b & 0x0f } else { b })
+            })
             .collect();
         let id = ChunkId::of(&raw);
-        let chunk = Encoder::new(PARAMS).unwrap().encode(id, &raw, Some(&[2, 32]));
+        let chunk = Encoder::new(PARAMS)
+            .unwrap()
+            .encode(id, &raw, Some(&[2, 32]));
         let mut out = Vec::new();
         if chunk.codec == Codec::Grouped {
             decode_verified(&chunk.header(), chunk.payload(&raw), &mut out).unwrap();
