@@ -192,3 +192,25 @@ fn a_store_of_a_newer_format_is_refused() {
     );
     assert!(store.fails(&["init"]).contains("format version 7"));
 }
+
+#[test]
+fn the_binary_needs_only_the_c_and_cpp_runtime() {
+    // It must run from a USB stick on a machine without librocksdb, libzstd and the like.
+    let ldd = crate::util::sh(&format!("ldd {MODELFS}"));
+    let allowed = [
+        "linux-vdso",
+        "libc.so",
+        "libm.so",
+        "libgcc_s.so",
+        "libstdc++.so",
+        "ld-linux",
+        "libpthread.so",
+        "libdl.so",
+    ];
+    for line in ldd.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        assert!(
+            allowed.iter().any(|lib| line.contains(lib)),
+            "unexpected shared library: {line}"
+        );
+    }
+}
