@@ -22,11 +22,11 @@ use crate::codec::{EncodedChunk, Encoder};
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::{ChunkRef, Manifest};
 use crate::format::registry::{FileEntry, Layout, VersionEntry};
-use crate::id::{ChunkId, ManifestId, PackId};
+use crate::id::{ChunkId, ManifestId};
 use crate::modelfile::FileLayout;
 use crate::progress::Progress;
-use crate::store::pack::{PackWriter, pack_path};
 use crate::store::registry::{next_version_name, validate_name};
+use crate::store::sink::PackSink;
 use crate::store::{Store, now_unix};
 
 /// Chunks hashed, looked up and compressed together; bounds memory to a few times
@@ -242,11 +242,8 @@ thread_local! {
 struct Ingest<'s> {
     store: &'s Store,
     chunker: Chunker,
-    pack: Option<PackWriter>,
-    /// Chunks written by this add that the index may not list yet (the open pack's).
-    pending: HashSet<ChunkId>,
-    /// Packs sealed (and indexed) by this add, removed again if it fails.
-    sealed: Vec<(PackId, Vec<ChunkId>)>,
+    /// Where new chunks go; its sealed packs are removed again if the add fails.
+    sink: PackSink<'s>,
     /// Manifests this add created, removed again if it fails.
     new_manifests: Vec<ManifestId>,
     report: AddReport,
@@ -257,9 +254,7 @@ impl<'s> Ingest<'s> {
         Ok(Ingest {
             store,
             chunker: Chunker::new(store.config().chunking),
-            pack: None,
-            pending: HashSet::new(),
-            sealed: Vec::new(),
+            sink: PackSink::new(store),
             new_manifests: Vec::new(),
             report: AddReport::default(),
         })
@@ -283,7 +278,7 @@ impl<'s> Ingest<'s> {
                 manifest: id,
             });
         }
-        self.seal_pack()?;
+        self.sink.seal()?;
         Ok(files)
     }
 
@@ -357,7 +352,7 @@ impl<'s> Ingest<'s> {
             let known = index.get_many(&ids)?;
             let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
             for (i, (id, location)) in ids.iter().zip(&known).enumerate() {
-                if location.is_none() && !self.pending.contains(id) {
+                if location.is_none() && !self.sink.is_pending(id) {
                     fresh.entry(*id).or_insert(i);
                 }
             }
@@ -396,60 +391,17 @@ impl<'s> Ingest<'s> {
     }
 
     fn append(&mut self, chunk: &EncodedChunk, raw: &[u8]) -> Result<()> {
-        let pack = match self.pack.as_mut() {
-            Some(pack) => pack,
-            None => self
-                .pack
-                .insert(PackWriter::create(self.store.packs_dir())?),
-        };
         let header = chunk.header();
-        pack.append(header, chunk.payload(raw))?;
-        self.pending.insert(chunk.id);
+        self.sink.append(header, chunk.payload(raw))?;
         self.report.new_chunks += 1;
         self.report.new_bytes += u64::from(chunk.raw_len);
         self.report.stored_bytes += header.record_len();
-        if pack.len() >= self.store.config().pack_target_bytes {
-            self.seal_pack()?;
-        }
         Ok(())
     }
 
-    /// Seals the open pack and indexes it; its chunks are then found through the index.
-    fn seal_pack(&mut self) -> Result<()> {
-        let Some(pack) = self.pack.take() else {
-            return Ok(());
-        };
-        let sealed = pack.seal()?;
-        let ids = sealed.entries.iter().map(|e| e.header.chunk_id).collect();
-        // Recorded before indexing so a failed index write still rolls the pack file back.
-        self.sealed.push((sealed.id, ids));
-        self.store
-            .index()?
-            .add_pack(sealed.id, sealed.bytes, &sealed.entries)?;
-        self.pending.clear();
-        Ok(())
-    }
-
-    /// Undoes a failed add: the open pack, sealed packs (index first, then files) and new manifests.
+    /// Undoes a failed add: the packs it wrote and the manifests it created.
     fn roll_back(&mut self) {
-        if let Some(pack) = self.pack.take() {
-            pack.abandon();
-        }
-        for (pack, ids) in self.sealed.drain(..) {
-            // A pack file is deleted only once the index no longer points into it.
-            match self
-                .store
-                .index()
-                .and_then(|index| index.remove_pack(pack, &ids))
-            {
-                Ok(()) => {
-                    let _ = std::fs::remove_file(pack_path(self.store.packs_dir(), &pack));
-                }
-                Err(e) => {
-                    warn!(%pack, error = %e, "could not unindex a pack of the failed add; `modelfs gc` will reclaim it")
-                }
-            }
-        }
+        self.sink.roll_back();
         for id in self.new_manifests.drain(..) {
             let _ = self.store.remove_manifest(&id);
         }

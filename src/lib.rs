@@ -13,6 +13,7 @@
 //! - [`fuse`]: the kernel adapter over [`vfs`]; the only user of `fuser`.
 //! - [`mount`]: mount lifecycle helpers (mountpoint checks, unmounting).
 //! - [`stats`]: where the bytes of a store go, per model and version.
+//! - [`transfer`]: `import` from another store and `pack` a store for carrying.
 //! - [`diff`]: tensors that differ between two models, versions or files.
 //!
 //! The `modelfs` binary (`src/main.rs`, `src/cli/`) parses arguments and calls into these modules.
@@ -33,6 +34,7 @@ pub mod mount;
 pub mod progress;
 pub mod stats;
 pub mod store;
+pub mod transfer;
 pub mod vfs;
 
 #[cfg(test)]

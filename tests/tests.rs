@@ -6,4 +6,5 @@ mod crash;
 mod integrity;
 mod modelaware;
 mod mount;
+mod transfer;
 mod util;

@@ -1,14 +1,11 @@
 //! `modelfs add NAME PATH [--version V]`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use modelfs::Access;
 use modelfs::ingest::{AddRequest, add};
-use modelfs::progress::Progress;
 
 use super::{human_bytes, open_store};
 
@@ -23,43 +20,6 @@ pub struct Args {
     version: Option<String>,
 }
 
-/// A progress bar on a terminal; nothing otherwise (the summary line follows either way).
-struct Bar(Option<ProgressBar>);
-
-impl Bar {
-    fn new() -> Bar {
-        if !std::io::stderr().is_terminal() {
-            return Bar(None);
-        }
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("static template"),
-        );
-        Bar(Some(bar))
-    }
-}
-
-impl Progress for Bar {
-    fn begin(&self, total: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_length(total);
-        }
-    }
-    fn advance(&self, bytes: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc(bytes);
-        }
-    }
-    fn finish(&self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let store = open_store(store_dir, Access::Write)?;
     let request = AddRequest {
@@ -68,7 +28,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         source: args.path,
     };
     let started = std::time::Instant::now();
-    let report = add(&store, &request, &Bar::new())
+    let report = add(&store, &request, &super::Bar::new())
         .with_context(|| format!("cannot add model {}", args.name))?;
     let seconds = started.elapsed().as_secs_f64();
     let reused = report.logical_bytes - report.new_bytes;

@@ -7,10 +7,12 @@ mod add;
 mod cat;
 mod diff;
 mod gc;
+mod import;
 mod index;
 mod init;
 mod ls;
 mod mount;
+mod pack;
 mod rm;
 mod stats;
 mod verify;
@@ -18,8 +20,12 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use modelfs::progress::Progress;
 
 use modelfs::{Access, Store};
 
@@ -65,6 +71,11 @@ enum Command {
     /// List the tensors that differ between two models, versions or files, and the bytes a
     /// transfer from the first to the second needs.
     Diff(diff::Args),
+    /// Copy models from another store (a stick, a share), only the chunks this store lacks.
+    Import(import::Args),
+    /// Write chosen models into DEST as a self-contained store, with `--with-binary` ready to
+    /// mount or install from on a machine without modelfs.
+    Pack(pack::Args),
     /// Re-read and re-hash every chunk of the named models (all if none); report every problem.
     Verify(verify::Args),
     /// Remove a model, or one version of it, from the registry (`gc` then frees the space).
@@ -93,6 +104,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mount(args) => mount::run(&store_dir, args),
         Command::Umount(args) => mount::run_umount(args),
         Command::Diff(args) => diff::run(&store_dir, args),
+        Command::Import(args) => import::run(&store_dir, args),
+        Command::Pack(args) => pack::run(&store_dir, args),
         Command::Verify(args) => verify::run(&store_dir, args),
         Command::Rm(args) => rm::run(&store_dir, args),
         Command::Gc(args) => gc::run(&store_dir, args),
@@ -115,6 +128,43 @@ fn default_store_dir() -> Option<PathBuf> {
 /// Opens the store with a message that names it.
 fn open_store(dir: &std::path::Path, access: Access) -> anyhow::Result<Store> {
     Store::open(dir, access).with_context(|| format!("cannot open store {}", dir.display()))
+}
+
+/// A progress bar on a terminal; nothing otherwise (the summary line follows either way).
+pub struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    pub fn new() -> Bar {
+        if !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("static template"),
+        );
+        Bar(Some(bar))
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&self, total: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(bytes);
+        }
+    }
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Formats a byte count for people: `1.07 GB`, `512 B`.

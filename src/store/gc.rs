@@ -10,11 +10,11 @@ use std::collections::HashSet;
 
 use tracing::{info, warn};
 
-use crate::codec;
 use crate::error::{IoContext, Result};
 use crate::format::pack::{RECORD_HEADER_LEN, TableEntry};
 use crate::id::{ChunkId, PackId};
-use crate::store::pack::{PackWriter, pack_path};
+use crate::store::pack::pack_path;
+use crate::store::sink::PackSink;
 use crate::store::{Store, pack_entries};
 
 /// A pack is rewritten when less than this share (in percent) of its bytes is live.
@@ -94,48 +94,33 @@ pub fn gc(store: &Store) -> Result<GcReport> {
         }
     }
 
-    let mut writer: Option<PackWriter> = None;
+    let mut sink = PackSink::new(store);
     let mut record = Vec::new();
-    let mut decoded = Vec::new();
     let mut skipped: HashSet<PackId> = HashSet::new();
     for (pack, live) in &to_copy {
         // Verify the whole pack's live records first, so a damaged pack is kept as it is.
         let mut copies = Vec::with_capacity(live.len());
         for entry in live {
             let location = crate::store::index::Location::of_entry(*pack, entry);
-            let header = store.packs().read_record(&location, &mut record)?;
-            let payload = &record[RECORD_HEADER_LEN..];
-            if header.chunk_id != entry.header.chunk_id
-                || codec::decode_verified(&header, payload, &mut decoded).is_err()
-            {
-                warn!(%pack, chunk = %entry.header.chunk_id, "damaged chunk; leaving the pack as it is");
-                skipped.insert(*pack);
-                break;
+            match store.read_verified_record(&entry.header.chunk_id, &location, &mut record) {
+                Ok(header) => copies.push((header, record[RECORD_HEADER_LEN..].to_vec())),
+                Err(e) => {
+                    warn!(%pack, chunk = %entry.header.chunk_id, error = %e, "damaged chunk; leaving the pack as it is");
+                    skipped.insert(*pack);
+                    break;
+                }
             }
-            copies.push((header, payload.to_vec()));
         }
         if skipped.contains(pack) {
             continue;
         }
         for (header, payload) in copies {
-            let target = match writer.as_mut() {
-                Some(w) => w,
-                None => writer.insert(PackWriter::create(store.packs_dir())?),
-            };
-            target.append(header, &payload)?;
-            if target.len() >= store.config().pack_target_bytes {
-                let sealed = writer.take().expect("writer present").seal()?;
-                index.add_pack(sealed.id, sealed.bytes, &sealed.entries)?;
-                report.bytes_after += sealed.bytes;
-            }
+            sink.append(header, &payload)?;
         }
         report.packs_rewritten += 1;
     }
-    if let Some(w) = writer.take() {
-        let sealed = w.seal()?;
-        index.add_pack(sealed.id, sealed.bytes, &sealed.entries)?;
-        report.bytes_after += sealed.bytes;
-    }
+    sink.seal()?;
+    report.bytes_after += sink.sealed_bytes();
 
     for (pack, entries) in doomed {
         if skipped.contains(&pack) {

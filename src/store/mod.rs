@@ -24,6 +24,7 @@ pub mod pack;
 pub mod registry;
 pub mod scrub;
 pub mod shared;
+pub mod sink;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ use crate::format::config::{
     CONFIG_FILE_NAME, CONFIG_FORMAT_TAG, ChunkingParams, CompressionParams, StoreConfig,
 };
 use crate::format::manifest::Manifest;
-use crate::format::pack::Codec;
+use crate::format::pack::{Codec, RECORD_HEADER_LEN, RecordHeader};
 use crate::format::registry::Registry;
 use crate::format::{STORE_FORMAT_VERSION, check_version};
 use crate::id::{ChunkId, ManifestId, PackId, StoreId, random_bytes};
@@ -77,6 +78,8 @@ pub enum Check {
 thread_local! {
     /// Per-thread buffer for compressed payloads on their way to being decoded.
     static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread buffer for chunks decoded only to be checked.
+    static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Whether a store is opened to read or to write.
@@ -418,6 +421,38 @@ impl Store {
             codec::verify(id, dst).map_err(|e| bad(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Reads the whole record of chunk `id` at `location` into `buf` (header, then payload as
+    /// stored) and checks that it decodes to bytes hashing to `id`, so it can be copied into
+    /// another pack as it is.
+    pub fn read_verified_record(
+        &self,
+        id: &ChunkId,
+        location: &Location,
+        buf: &mut Vec<u8>,
+    ) -> Result<RecordHeader> {
+        let bad = |reason: String| Error::BadChunk {
+            chunk: *id,
+            pack: location.pack,
+            offset: location.offset,
+            reason,
+        };
+        let header = self.packs.read_record(location, buf).map_err(|e| match e {
+            Error::Corrupt { reason, .. } => bad(reason),
+            other => other,
+        })?;
+        if header.chunk_id != *id {
+            return Err(bad(format!(
+                "record holds chunk {}",
+                header.chunk_id.short()
+            )));
+        }
+        DECODED.with_borrow_mut(|decoded| {
+            codec::decode_verified(&header, &buf[RECORD_HEADER_LEN..], decoded)
+                .map_err(|e| bad(e.to_string()))
+        })?;
+        Ok(header)
     }
 
     /// Reads chunk `id` into `out` (resized to fit), decoded and verified.
