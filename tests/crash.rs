@@ -5,10 +5,6 @@ use std::time::Duration;
 
 use crate::util::{SystemMount, TestStore, kill_after, random_bytes, sh};
 
-fn stats(store: &TestStore) -> serde_json::Value {
-    serde_json::from_str(&store.ok(&["stats", "--json"])).unwrap()
-}
-
 #[test]
 fn kill_9_during_add_leaves_earlier_models_intact_and_the_add_invisible() {
     let store = TestStore::uninitialised();
@@ -76,7 +72,7 @@ fn a_full_disk_during_add_leaves_the_store_as_it_was() {
         "earlier",
         store.file("earlier.gguf", &earlier).to_str().unwrap(),
     ]);
-    let before = stats(&on_small);
+    let before = on_small.stats();
 
     let too_big = store.file("too-big.gguf", &random_bytes(4, 80_000_000));
     let line = on_small.fails(&["add", "huge", too_big.to_str().unwrap()]);
@@ -85,7 +81,7 @@ fn a_full_disk_during_add_leaves_the_store_as_it_was() {
         "{line}"
     );
     assert_eq!(
-        stats(&on_small),
+        on_small.stats(),
         before,
         "the failed add left pack bytes behind"
     );
@@ -121,7 +117,7 @@ fn gc_reclaims_space_without_breaking_a_running_mount() {
     let store = TestStore::new();
     let keep = random_bytes(6, 6_000_000);
     add_sharing_one_pack(&store, &keep, 20_000_000);
-    let before = stats(&store)["stored_bytes"].as_u64().unwrap();
+    let before = store.stored_bytes();
 
     let mount = store.mount();
     let file = std::fs::File::open(mount.join("keep.gguf")).unwrap();
@@ -135,7 +131,7 @@ fn gc_reclaims_space_without_breaking_a_running_mount() {
         gc.contains("1 rewritten"),
         "the shared pack is rewritten: {gc}"
     );
-    let after = stats(&store)["stored_bytes"].as_u64().unwrap();
+    let after = store.stored_bytes();
     assert!(
         after < before / 2,
         "gc freed too little: {before} -> {after}"
@@ -185,7 +181,7 @@ fn kill_9_during_gc_leaves_every_model_readable() {
     }
     store.ok(&["gc"]);
     assert!(store.run(&["cat", "keep"]).stdout == keep);
-    let stored = stats(&store)["stored_bytes"].as_u64().unwrap();
+    let stored = store.stored_bytes();
     assert!(
         stored < 14_000_000,
         "gc finished the job: {stored} bytes stored"

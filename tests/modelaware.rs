@@ -103,15 +103,10 @@ fn the_family_dedups_across_versions_quantizations_and_containers() {
     store.ok(&["init"]);
     let corpus = store.path("corpus");
     let changed = family(&corpus, 0.02);
-    let stored = |store: &TestStore| {
-        json(store, &["stats", "--json"])["stored_bytes"]
-            .as_u64()
-            .unwrap()
-    };
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
 
     store.ok(&["add", "base", corpus.join("base.gguf").to_str().unwrap()]);
-    let base = stored(&store);
+    let base = store.stored_bytes();
     let base_size = size(&corpus.join("base.gguf"));
     assert!(
         base * 100 <= base_size * 87,
@@ -142,7 +137,7 @@ fn the_family_dedups_across_versions_quantizations_and_containers() {
         "fine-tune added {finetune_new}, less than the {changed} changed bytes"
     );
 
-    let before = stored(&store);
+    let before = store.stored_bytes();
     store.ok(&[
         "add",
         "st",
@@ -152,7 +147,7 @@ fn the_family_dedups_across_versions_quantizations_and_containers() {
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
-    let st_added = stored(&store) - before;
+    let st_added = store.stored_bytes() - before;
     assert!(
         st_added * 1000 <= st_size * 5,
         "safetensors copy added {st_added} of {st_size}"

@@ -5,11 +5,6 @@ use std::time::Duration;
 
 use crate::util::{TestStore, corpus, kill_after, random_bytes, sh};
 
-fn stored(store: &TestStore) -> u64 {
-    let stats: serde_json::Value = serde_json::from_str(&store.ok(&["stats", "--json"])).unwrap();
-    stats["stored_bytes"].as_u64().unwrap()
-}
-
 #[test]
 fn import_copies_only_what_the_store_lacks() {
     let source = TestStore::new();
@@ -20,7 +15,7 @@ fn import_copies_only_what_the_store_lacks() {
     source.ok(&["add", "llama", finetune.to_str().unwrap()]);
     let local = TestStore::new();
     local.ok(&["add", "llama", base.to_str().unwrap()]);
-    let before = stored(&local);
+    let before = local.stored_bytes();
 
     let out = local.ok(&[
         "import",
@@ -29,7 +24,7 @@ fn import_copies_only_what_the_store_lacks() {
         "llama@v2",
     ]);
     assert!(out.contains("1 version(s) to add"), "{out}");
-    let copied = stored(&local) - before;
+    let copied = local.stored_bytes() - before;
     let finetune_size = std::fs::metadata(&finetune).unwrap().len();
     assert!(
         copied < finetune_size / 5,
@@ -84,7 +79,7 @@ fn an_interrupted_import_resumes_without_recopying() {
     assert!(local.run(&["cat", "big"]).stdout == bytes);
     local.ok(&["verify"]);
     // Every chunk was stored once: what earlier runs sealed was kept, not copied again.
-    let (copied, original) = (stored(&local), stored(&source));
+    let (copied, original) = (local.stored_bytes(), source.stored_bytes());
     assert!(
         copied <= original + original / 100,
         "{copied} bytes stored for {original} in the source"

@@ -82,6 +82,18 @@ impl TestStore {
         path
     }
 
+    /// `modelfs stats --json`.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["stats", "--json"])).expect("stats --json prints JSON")
+    }
+
+    /// Bytes of the store's pack files.
+    pub fn stored_bytes(&self) -> u64 {
+        self.stats()["stored_bytes"]
+            .as_u64()
+            .expect("stored_bytes is a number")
+    }
+
     /// Mounts the store (daemon mode) at a fresh scratch directory.
     pub fn mount(&self) -> Mount {
         self.mount_store(&self.store)

@@ -48,6 +48,19 @@ impl Tools {
             .arg(store)
             .args(args))
     }
+
+    /// Mounts `store` at `mountpoint` in the background, logging to `log`.
+    fn mount(&self, store: &Path, mountpoint: &Path, log: &Path) -> anyhow::Result<Mounted> {
+        let (mountpoint_arg, log_arg) = (
+            mountpoint.to_str().unwrap_or_default(),
+            log.to_str().unwrap_or_default(),
+        );
+        self.modelfs(
+            store,
+            &["mount", "--daemon", mountpoint_arg, "--log", log_arg],
+        )?;
+        Ok(Mounted(mountpoint.to_owned()))
+    }
 }
 
 fn run(command: &mut Command) -> anyhow::Result<String> {
@@ -147,17 +160,7 @@ fn main() -> anyhow::Result<()> {
 
     let mnt = work.join("mnt");
     std::fs::create_dir(&mnt)?;
-    tools.modelfs(
-        &store,
-        &[
-            "mount",
-            "--daemon",
-            mnt.to_str().unwrap(),
-            "--log",
-            work.join("mount.log").to_str().unwrap(),
-        ],
-    )?;
-    let _mounted = Mounted(mnt.clone());
+    let _mounted = tools.mount(&store, &mnt, &work.join("mount.log"))?;
     let daemon = daemon_pid(&mnt)?;
 
     let mut targets = vec![
@@ -286,17 +289,7 @@ fn mount_to_first_ls(tools: &Tools, work: &Path, count: usize) -> anyhow::Result
     let mut times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        tools.modelfs(
-            &store,
-            &[
-                "mount",
-                "--daemon",
-                mnt.to_str().unwrap(),
-                "--log",
-                "/dev/null",
-            ],
-        )?;
-        let mounted = Mounted(mnt.clone());
+        let mounted = tools.mount(&store, &mnt, Path::new("/dev/null"))?;
         let entries = std::fs::read_dir(&mnt)?.count();
         times.push(started.elapsed().as_secs_f64() * 1e3);
         anyhow::ensure!(entries > count, "listing shows {entries} entries");
