@@ -6,5 +6,6 @@ mod crash;
 mod integrity;
 mod modelaware;
 mod mount;
+mod portable;
 mod transfer;
 mod util;

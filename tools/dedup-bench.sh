@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # Dedup benchmark: ingests the generated model family in the order base, fine-tune, Q8_0,
 # safetensors folder into modelfs, casync (default settings) and borg (default chunker,
-# --compression zstd,3), and prints what each stores. Needs casync and borgbackup (Debian
-# packages; installed if missing).
+# --compression zstd,3), and prints what each stores. Installs casync and borgbackup if missing.
 # Usage: tools/dedup-bench.sh [SCALE]   (SCALE 1.0 = a ~1.07 GB fp16 base)
 set -euo pipefail
 scale=${1:-1.0}
 cd "$(dirname "$0")/.."
-for p in casync borgbackup; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
-done
+tools/setup-deps.sh casync borgbackup
 cargo build --release --quiet
 bin=$PWD/target/release
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")

@@ -3,8 +3,10 @@
 # fuse3 (fusermount3), librocksdb-dev and its compression libraries (the index; linked statically
 # instead of compiling RocksDB from source),
 # libclang-dev (bindgen for the RocksDB bindings), pkg-config and a C/C++ toolchain.
+# Usage: tools/setup-deps.sh [EXTRA_PACKAGE...]
 set -euo pipefail
 packages=(fuse3 librocksdb-dev libsnappy-dev liblz4-dev libbz2-dev zlib1g-dev libzstd-dev libclang-dev pkg-config build-essential)
+packages+=("$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,5 +3,6 @@
 # real (run as root, with /dev/fuse). One release build serves the binary and the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup-deps.sh
+# The portable-store tests also write exFAT and FAT images and mount them through FUSE drivers.
+tools/setup-deps.sh exfatprogs exfat-fuse dosfstools fusefat
 cargo test --release --all-targets "$@"

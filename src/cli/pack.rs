@@ -48,6 +48,21 @@ case "$answer" in
 esac
 "#;
 
+/// Copies a file with plain reads and writes: FUSE FAT drivers refuse the permission copy and the
+/// in-kernel copy (`copy_file_range`) that `std::fs::copy` and `std::io::copy` use.
+fn copy_plainly(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let (mut source, mut target) = (std::fs::File::open(from)?, std::fs::File::create(to)?);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = source.read(&mut buf)?;
+        if n == 0 {
+            return target.sync_all();
+        }
+        target.write_all(&buf[..n])?;
+    }
+}
+
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let selection = parse_models(&args.models)?;
     let store = open_store(store_dir, Access::Read)?;
@@ -63,7 +78,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if args.with_binary {
         let exe = std::env::current_exe().context("cannot find the modelfs executable")?;
         let target = args.dest.join("modelfs");
-        std::fs::copy(&exe, &target)
+        copy_plainly(&exe, &target)
             .with_context(|| format!("cannot copy the executable to {}", target.display()))?;
         for (name, text) in [("mount.sh", MOUNT_SH), ("install.sh", INSTALL_SH)] {
             let path = args.dest.join(name);
