@@ -139,6 +139,42 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// Where the process serving `mountpoint` (canonical) records its pid, so `modelfs refresh` can
+/// find it: `$XDG_CACHE_HOME/modelfs/mounts/<hash of the mountpoint>.pid`.
+pub fn pid_file(mountpoint: &Path) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    let key = blake3::hash(mountpoint.as_os_str().as_encoded_bytes()).to_hex();
+    base.join("modelfs")
+        .join("mounts")
+        .join(format!("{}.pid", &key[..16]))
+}
+
+/// Asks the process serving `mountpoint` to re-read its store's registry now (SIGHUP).
+pub fn request_refresh(mountpoint: &Path) -> Result<()> {
+    let canonical = std::fs::canonicalize(mountpoint).map_err(|e| Error::io(mountpoint, e))?;
+    let not_served = |reason: &str| Error::Mountpoint {
+        path: mountpoint.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if !is_mounted(&canonical)? {
+        return Err(not_served("nothing is mounted there"));
+    }
+    let pid = std::fs::read_to_string(pid_file(&canonical))
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .ok_or_else(|| not_served("no modelfs mount process is recorded for it"))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGHUP).map_err(|e| {
+        not_served(&format!(
+            "cannot signal its mount process {pid}: {}",
+            e.desc()
+        ))
+    })
+}
+
 /// Signals a mount process reacts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlSignal {

@@ -112,9 +112,9 @@ pub struct Vfs {
     store: Arc<Store>,
     tree: RwLock<Tree>,
     inos: Mutex<InoTable>,
-    /// Identity of the registry file the tree was built from: a commit renames a new file into
-    /// place, so a changed inode or mtime means a changed registry.
-    registry_stamp: Mutex<Option<(u64, u64, i64, i64)>>,
+    /// Generation of the registry the tree was built from. Compared with the file's content, not
+    /// its attributes, which network file systems cache (sshfs for 20 s by default).
+    registry_generation: Mutex<Option<u64>>,
     /// Open handles by number; an entry lives from `open` to `release`.
     handles: RwLock<HashMap<u64, Arc<OpenFile>>>,
     next_handle: AtomicU64,
@@ -134,7 +134,7 @@ impl Vfs {
                 by_key: HashMap::new(),
                 next: ROOT_INO,
             }),
-            registry_stamp: Mutex::new(None),
+            registry_generation: Mutex::new(None),
             handles: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             open_files: Mutex::new(HashMap::new()),
@@ -152,31 +152,36 @@ impl Vfs {
     /// Re-reads the registry and rebuilds the tree; existing paths keep their inode numbers.
     /// The index is reopened too, so chunks of newly added models are found.
     pub fn reload(&self) -> Result<()> {
-        *self.registry_stamp.lock().expect("stamp lock poisoned") = self.registry_stamp();
-        self.store.refresh_index()?;
+        self.rebuild(self.store.registry()?)
+    }
+
+    /// Reloads if the registry changed since the last load; returns whether it did.
+    pub fn reload_if_changed(&self) -> Result<bool> {
         let registry = self.store.registry()?;
+        if *self
+            .registry_generation
+            .lock()
+            .expect("generation lock poisoned")
+            == Some(registry.generation)
+        {
+            return Ok(false);
+        }
+        self.rebuild(registry)?;
+        Ok(true)
+    }
+
+    fn rebuild(&self, registry: Registry) -> Result<()> {
+        self.store.refresh_index()?;
         let tree = build_tree(
             &registry,
             &mut self.inos.lock().expect("inode table poisoned"),
         );
         *self.tree.write().expect("tree lock poisoned") = tree;
+        *self
+            .registry_generation
+            .lock()
+            .expect("generation lock poisoned") = Some(registry.generation);
         Ok(())
-    }
-
-    /// Reloads if the registry file changed since the last load; returns whether it did.
-    pub fn reload_if_changed(&self) -> Result<bool> {
-        let current = self.registry_stamp();
-        if *self.registry_stamp.lock().expect("stamp lock poisoned") == current {
-            return Ok(false);
-        }
-        self.reload()?;
-        Ok(true)
-    }
-
-    fn registry_stamp(&self) -> Option<(u64, u64, i64, i64)> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(self.store.registry_path()).ok()?;
-        Some((meta.dev(), meta.ino(), meta.mtime(), meta.mtime_nsec()))
     }
 
     fn with_node<T>(&self, ino: u64, f: impl FnOnce(&Tree, &Node) -> Result<T>) -> Result<T> {

@@ -7,5 +7,6 @@ mod integrity;
 mod modelaware;
 mod mount;
 mod portable;
+mod shared;
 mod transfer;
 mod util;

@@ -68,6 +68,9 @@ enum Command {
     Mount(mount::Args),
     /// Unmount a modelfs mount.
     Umount(mount::UmountArgs),
+    /// Make a running mount show models added or removed since (it also notices by itself
+    /// within a few seconds).
+    Refresh(mount::UmountArgs),
     /// List the tensors that differ between two models, versions or files, and the bytes a
     /// transfer from the first to the second needs.
     Diff(diff::Args),
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cat(args) => cat::run(&store_dir, args),
         Command::Mount(args) => mount::run(&store_dir, args),
         Command::Umount(args) => mount::run_umount(args),
+        Command::Refresh(args) => mount::run_refresh(args),
         Command::Diff(args) => diff::run(&store_dir, args),
         Command::Import(args) => import::run(&store_dir, args),
         Command::Pack(args) => pack::run(&store_dir, args),

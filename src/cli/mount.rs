@@ -132,6 +132,15 @@ fn serve(
         }
     };
     info!(mountpoint = %mountpoint.display(), "serving");
+    let pid_file = modelfs::mount::pid_file(mountpoint);
+    let recorded = pid_file
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::fs::write(&pid_file, std::process::id().to_string()));
+    if let Err(e) = recorded {
+        warn!(error = %e, file = %pid_file.display(), "cannot record the mount process; `modelfs refresh` will not find it");
+    }
     refresh_shared_chunks(&vfs);
 
     let mut last_poll = std::time::Instant::now();
@@ -141,6 +150,7 @@ fn serve(
             Some(ControlSignal::Reload) => reload(&vfs, true),
             None if session.is_finished() => {
                 info!("unmounted from outside");
+                let _ = std::fs::remove_file(&pid_file);
                 return Ok(ExitCode::SUCCESS);
             }
             None if last_poll.elapsed() >= REGISTRY_POLL => {
@@ -150,6 +160,7 @@ fn serve(
             None => {}
         }
     }
+    let _ = std::fs::remove_file(&pid_file);
     session.unmount()?;
     info!("unmounted");
     Ok(ExitCode::SUCCESS)
@@ -179,6 +190,15 @@ fn reload(vfs: &Arc<Vfs>, forced: bool) {
         Ok(false) => {}
         Err(e) => warn!(error = %e, "could not re-read the registry; serving the previous one"),
     }
+}
+
+pub fn run_refresh(args: UmountArgs) -> anyhow::Result<ExitCode> {
+    modelfs::mount::request_refresh(&args.mountpoint)?;
+    println!(
+        "asked the mount at {} to re-read its store",
+        args.mountpoint.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_umount(args: UmountArgs) -> anyhow::Result<ExitCode> {

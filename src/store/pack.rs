@@ -310,6 +310,8 @@ impl PackFiles {
     }
 
     /// Reads the payload of the record at `location` into `dst` (exactly `stored_len` bytes).
+    /// A pack deleted under a cached fd on a network file system (`ESTALE`) counts as missing, so
+    /// the caller looks the chunk up again.
     pub fn read_payload(&self, location: &Location, dst: &mut [u8]) -> Result<()> {
         debug_assert_eq!(dst.len(), location.stored_len as usize);
         let file = self.file(&location.pack)?;
@@ -321,6 +323,10 @@ impl PackFiles {
                     path,
                     format!("record at {} runs past the end", location.offset),
                 ),
+                _ if e.raw_os_error() == Some(libc::ESTALE) => {
+                    self.forget(&location.pack);
+                    Error::MissingPack(location.pack)
+                }
                 _ => Error::io(path, e),
             }
         })
