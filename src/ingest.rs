@@ -264,12 +264,8 @@ impl<'s> Ingest<'s> {
         let mut files = Vec::with_capacity(inputs.len());
         for input in inputs {
             let manifest = self.add_file(input, progress)?;
-            let existed = self
-                .store
-                .manifest(&ManifestId::of(&manifest.encode()))
-                .is_ok();
-            let id = self.store.put_manifest(&manifest)?;
-            if !existed {
+            let (id, created) = self.store.put_manifest(&manifest)?;
+            if created {
                 self.new_manifests.push(id);
             }
             files.push(FileEntry {

@@ -142,13 +142,8 @@ pub fn limit_malloc_arenas() {
 /// Where the process serving `mountpoint` (canonical) records its pid, so `modelfs refresh` can
 /// find it: `$XDG_CACHE_HOME/modelfs/mounts/<hash of the mountpoint>.pid`.
 pub fn pid_file(mountpoint: &Path) -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
     let key = blake3::hash(mountpoint.as_os_str().as_encoded_bytes()).to_hex();
-    base.join("modelfs")
+    crate::store::machine_cache_root()
         .join("mounts")
         .join(format!("{}.pid", &key[..16]))
 }

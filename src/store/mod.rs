@@ -170,7 +170,7 @@ impl Store {
             format: CONFIG_FORMAT_TAG.to_owned(),
             version: STORE_FORMAT_VERSION,
             store_id: StoreId(random_bytes()),
-            created_unix: unix_now(),
+            created_unix: now_unix(),
             chunking: options.chunking,
             pack_target_bytes: options.pack_target_bytes,
             compression: options.compression,
@@ -310,16 +310,17 @@ impl Store {
         Manifest::decode(id, &bytes).map_err(|e| Error::corrupt(path, format!("manifest {e}")))
     }
 
-    /// Stores a manifest (no-op if an identical one exists) and returns its id.
-    pub fn put_manifest(&self, manifest: &Manifest) -> Result<ManifestId> {
+    /// Stores a manifest (no-op if an intact identical one exists); returns its id and whether it
+    /// was written now.
+    pub fn put_manifest(&self, manifest: &Manifest) -> Result<(ManifestId, bool)> {
         self.require_writer()?;
         let bytes = manifest.encode();
         let id = ManifestId::of(&bytes);
-        let path = self.manifest_path(&id);
-        if self.manifest(&id).is_err() {
-            write_atomic(&path, &bytes)?;
+        let created = self.manifest(&id).is_err();
+        if created {
+            write_atomic(&self.manifest_path(&id), &bytes)?;
         }
-        Ok(id)
+        Ok((id, created))
     }
 
     /// Ids of all manifest files present.
@@ -515,16 +516,12 @@ impl Store {
     }
 }
 
-fn unix_now() -> u64 {
+/// Current time in Unix seconds, as recorded in the config and the registry.
+pub fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Current time in Unix seconds, as recorded in the registry.
-pub fn now_unix() -> u64 {
-    unix_now()
 }
 
 /// Reads and checks the config of the store at `root` without opening anything else.
@@ -709,14 +706,19 @@ fn open_or_rebuild_writable_index(path: &Path, packs_dir: &Path) -> Result<Index
     }
 }
 
-/// Per-machine cache directory for a store: `$XDG_CACHE_HOME/modelfs/<store id>`.
-pub fn machine_cache_dir(store_id: &StoreId) -> PathBuf {
+/// This machine's modelfs cache directory: `$XDG_CACHE_HOME/modelfs` (`~/.cache/modelfs`).
+pub fn machine_cache_root() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("modelfs").join(store_id.to_hex())
+    base.join("modelfs")
+}
+
+/// Per-machine cache directory for a store: `$XDG_CACHE_HOME/modelfs/<store id>`.
+pub fn machine_cache_dir(store_id: &StoreId) -> PathBuf {
+    machine_cache_root().join(store_id.to_hex())
 }
 
 /// Opens the index a reader uses: the store's own, or (if that is unusable) a private copy in the
