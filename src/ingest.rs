@@ -243,7 +243,7 @@ struct Ingest<'s> {
     store: &'s Store,
     chunker: Chunker,
     /// Where new chunks go; its sealed packs are removed again if the add fails.
-    sink: PackSink<'s>,
+    sink: PackSink,
     /// Manifests this add created, removed again if it fails.
     new_manifests: Vec<ManifestId>,
     report: AddReport,
@@ -254,7 +254,7 @@ impl<'s> Ingest<'s> {
         Ok(Ingest {
             store,
             chunker: Chunker::new(store.config().chunking),
-            sink: PackSink::new(store),
+            sink: PackSink::new(store)?,
             new_manifests: Vec::new(),
             report: AddReport::default(),
         })

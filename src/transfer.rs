@@ -145,7 +145,7 @@ pub fn run_import(
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
     let mut report = ImportReport::default();
-    let mut sink = PackSink::new(dst);
+    let mut sink = PackSink::new(dst)?;
     let mut record = Vec::new();
     progress.begin(plan.needed_bytes);
     let copied = (|| {

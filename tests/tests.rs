@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod integrity;
+mod layers;
 mod modelaware;
 mod mount;
 mod portable;

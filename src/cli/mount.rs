@@ -34,6 +34,14 @@ pub struct Args {
     /// Memory for decoded chunks reused by small reads, in MiB.
     #[arg(long, default_value_t = 64)]
     cache_mib: usize,
+    /// Another store to read models and chunks from, after the local one (repeatable; the first
+    /// that has a chunk serves it, the next ones stand in when it fails).
+    #[arg(long = "source", value_name = "DIR")]
+    sources: Vec<PathBuf>,
+    /// Copy every chunk read from a source into the local store, so reads go on once the source
+    /// is gone (the mount then holds the local store's writer lock).
+    #[arg(long)]
+    fill: bool,
     /// When to hash a chunk: the first time the mount reads it, or on every read from its pack.
     #[arg(long, value_enum, default_value_t = Verify::FirstRead)]
     verify: Verify,
@@ -56,10 +64,11 @@ pub struct UmountArgs {
 
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let mountpoint = check_mountpoint(&args.mountpoint)?;
-    let config = read_config(store_dir)
-        .with_context(|| format!("cannot open store {}", store_dir.display()))?;
+    let (primary, sources) = layers(store_dir, &args);
+    let config = read_config(&primary)
+        .with_context(|| format!("cannot open store {}", primary.display()))?;
     if !args.daemon {
-        return serve(store_dir, &mountpoint, &args, None);
+        return serve(&primary, &sources, &mountpoint, &args, None);
     }
     let log = match &args.log {
         Some(log) => log.clone(),
@@ -81,13 +90,25 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Forked::Child(child) => serve(store_dir, &mountpoint, &args, Some(child)),
+        Forked::Child(child) => serve(&primary, &sources, &mountpoint, &args, Some(child)),
     }
+}
+
+/// The store the mount is built on, and the sources read after it. Without `--fill` and without
+/// a local store, the first source takes the local store's place.
+fn layers(store_dir: &Path, args: &Args) -> (PathBuf, Vec<PathBuf>) {
+    let mut sources = args.sources.clone();
+    if !args.fill && !sources.is_empty() && read_config(store_dir).is_err() {
+        let first = sources.remove(0);
+        return (first, sources);
+    }
+    (store_dir.to_owned(), sources)
 }
 
 /// Mounts and serves until SIGINT/SIGTERM or an unmount from outside.
 fn serve(
     store_dir: &Path,
+    sources: &[PathBuf],
     mountpoint: &Path,
     args: &Args,
     daemon: Option<DaemonChild>,
@@ -96,8 +117,21 @@ fn serve(
     block_control_signals()?;
     modelfs::mount::limit_malloc_arenas();
     let started = (|| -> anyhow::Result<_> {
-        let mut store = Store::open(store_dir, Access::Read)
+        let access = if args.fill {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        let mut store = Store::open(store_dir, access)
             .with_context(|| format!("cannot open store {}", store_dir.display()))?;
+        let layers = sources
+            .iter()
+            .map(|dir| {
+                Store::open(dir, Access::Read)
+                    .with_context(|| format!("cannot open source {}", dir.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        store.attach_sources(layers, args.fill)?;
         store.set_cache_capacity(args.cache_mib << 20);
         let verify = match args.verify {
             Verify::FirstRead => VerifyPolicy::FirstRead,
@@ -151,10 +185,12 @@ fn serve(
             None if session.is_finished() => {
                 info!("unmounted from outside");
                 let _ = std::fs::remove_file(&pid_file);
+                vfs.store().flush_fill();
                 return Ok(ExitCode::SUCCESS);
             }
             None if last_poll.elapsed() >= REGISTRY_POLL => {
                 last_poll = std::time::Instant::now();
+                vfs.store().flush_fill();
                 reload(&vfs, false);
             }
             None => {}
@@ -162,6 +198,7 @@ fn serve(
     }
     let _ = std::fs::remove_file(&pid_file);
     session.unmount()?;
+    vfs.store().flush_fill();
     info!("unmounted");
     Ok(ExitCode::SUCCESS)
 }

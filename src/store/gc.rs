@@ -94,7 +94,7 @@ pub fn gc(store: &Store) -> Result<GcReport> {
         }
     }
 
-    let mut sink = PackSink::new(store);
+    let mut sink = PackSink::new(store)?;
     let mut record = Vec::new();
     let mut skipped: HashSet<PackId> = HashSet::new();
     for (pack, live) in &to_copy {

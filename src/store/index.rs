@@ -36,6 +36,9 @@ pub struct Location {
     pub stored_len: u32,
     /// Payload encoding.
     pub codec: Codec,
+    /// Which store of a layered view holds the record: 0 the store itself, `k` its `k`-th
+    /// source (`mount --source`). Not part of the index: set when a location is looked up.
+    pub origin: u8,
 }
 
 impl Location {
@@ -47,6 +50,7 @@ impl Location {
             raw_len: entry.header.raw_len,
             stored_len: entry.header.stored_len,
             codec: entry.header.codec,
+            origin: 0,
         }
     }
 
@@ -70,6 +74,7 @@ impl Location {
             raw_len: u32::from_le_bytes(bytes[24..28].try_into().ok()?),
             stored_len: u32::from_le_bytes(bytes[28..32].try_into().ok()?),
             codec: Codec::from_u8(bytes[32])?,
+            origin: 0,
         })
     }
 }

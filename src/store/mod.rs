@@ -20,6 +20,7 @@ pub mod file;
 pub mod fsutil;
 pub mod gc;
 pub mod index;
+mod layers;
 pub mod pack;
 pub mod registry;
 pub mod scrub;
@@ -28,7 +29,7 @@ pub mod sink;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -48,6 +49,7 @@ use cache::ChunkCache;
 use fsutil::write_atomic;
 use index::{Index, Location};
 use pack::{PACK_EXTENSION, PackFiles, UNSEALED_SUFFIX};
+use sink::PackSink;
 
 const PACKS_DIR: &str = "packs";
 const MANIFESTS_DIR: &str = "manifests";
@@ -77,7 +79,7 @@ pub enum Check {
 
 thread_local! {
     /// Per-thread buffer for compressed payloads on their way to being decoded.
-    static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    pub(crate) static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Per-thread buffer for chunks decoded only to be checked.
     static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -140,6 +142,10 @@ pub struct Store {
     index: RwLock<Option<IndexView>>,
     packs: PackFiles,
     cache: ChunkCache,
+    /// Further stores read after this one (`mount --source`), in order; see `layers`.
+    sources: Vec<Store>,
+    /// With `mount --fill`: where chunks read from sources are copied into this store.
+    filler: Option<Mutex<PackSink>>,
     /// Chunks more than one file uses, once computed (`refresh_shared_chunks`); until then every
     /// chunk's pack pages are kept in the page cache.
     shared: RwLock<Option<Arc<shared::SharedChunks>>>,
@@ -216,6 +222,8 @@ impl Store {
             packs: PackFiles::new(packs_dir),
             cache: ChunkCache::new(DEFAULT_CACHE_BYTES),
             shared: RwLock::new(None),
+            sources: Vec::new(),
+            filler: None,
             _writer_lock: writer_lock,
         })
     }
@@ -278,8 +286,8 @@ impl Store {
         self.root.join(registry::REGISTRY_FILE_NAME)
     }
 
-    /// Reads the current registry.
-    pub fn registry(&self) -> Result<Registry> {
+    /// This store's own registry, without attached sources.
+    fn own_registry(&self) -> Result<Registry> {
         registry::load(&self.registry_path())
     }
 
@@ -297,8 +305,8 @@ impl Store {
         self.root.join(MANIFESTS_DIR).join(id.to_hex())
     }
 
-    /// Loads and checks a manifest.
-    pub fn manifest(&self, id: &ManifestId) -> Result<Manifest> {
+    /// Loads and checks a manifest of this store itself.
+    fn own_manifest(&self, id: &ManifestId) -> Result<Manifest> {
         let path = self.manifest_path(id);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -316,7 +324,7 @@ impl Store {
         self.require_writer()?;
         let bytes = manifest.encode();
         let id = ManifestId::of(&bytes);
-        let created = self.manifest(&id).is_err();
+        let created = self.own_manifest(&id).is_err();
         if created {
             write_atomic(&self.manifest_path(&id), &bytes)?;
         }
@@ -341,14 +349,14 @@ impl Store {
         std::fs::remove_file(&path).at(path)
     }
 
-    /// Looks up chunk locations in the index, in the order given.
-    pub fn locate(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
+    /// Looks up chunk locations in this store's own index, in the order given.
+    fn locate_own(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
         self.index()?.get_many(ids)
     }
 
-    /// Opens a fresh view of the index, so chunks moved by a writer since this reader opened it
-    /// are found at their new place. Writers always see their own index and need no refresh.
-    pub fn refresh_index(&self) -> Result<()> {
+    /// Opens a fresh view of this store's own index, so chunks moved by a writer since this
+    /// reader opened it are found at their new place. Writers see their own index as it is.
+    fn refresh_own_index(&self) -> Result<()> {
         if self.access == Access::Write {
             return Ok(());
         }
@@ -376,10 +384,11 @@ impl Store {
         }
     }
 
-    /// Reads chunk `id` from `location` into `dst` (exactly its decoded length), decoded, and
-    /// verified against `id` unless `check` is [`Check::Trust`]. Raw chunks are read straight into
-    /// `dst`; compressed ones through a per-thread buffer.
-    pub fn read_chunk_into(
+    /// Reads chunk `id` from `location` in this store's own packs into `dst` (exactly its decoded
+    /// length), decoded, and verified against `id` unless `check` is [`Check::Trust`]. Raw chunks
+    /// are read straight into `dst`; compressed ones through a per-thread buffer, which still holds
+    /// the stored payload when this returns.
+    fn read_own_chunk_into(
         &self,
         id: &ChunkId,
         location: &Location,

@@ -2,10 +2,12 @@
 //!
 //! Owns [`PackSink`]: it fills a pack, seals it once it reaches the store's pack size, indexes it
 //! (so its chunks are found from then on, and an interrupted writer's work is kept), remembers
-//! which chunks are written but not yet indexed, and can undo everything it sealed. `add`, `gc`
-//! and `import` all write through it.
+//! which chunks are written but not yet indexed, and can undo everything it sealed. `add`, `gc`,
+//! `import` and a mount's `--fill` all write through it.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use tracing::warn;
 
@@ -13,11 +15,15 @@ use crate::error::Result;
 use crate::format::pack::RecordHeader;
 use crate::id::{ChunkId, PackId};
 use crate::store::Store;
+use crate::store::index::Index;
 use crate::store::pack::{PackWriter, pack_path};
 
-/// Packs being written into a store.
-pub struct PackSink<'s> {
-    store: &'s Store,
+/// Packs being written into a store. Holds what it needs of the store rather than a borrow of
+/// it, so a store can own one (to fill chunks read from other sources).
+pub struct PackSink {
+    packs_dir: PathBuf,
+    pack_target_bytes: u64,
+    index: Arc<Index>,
     pack: Option<PackWriter>,
     /// Chunks in the open pack, which the index does not list yet.
     pending: HashSet<ChunkId>,
@@ -27,16 +33,18 @@ pub struct PackSink<'s> {
     sealed_bytes: u64,
 }
 
-impl<'s> PackSink<'s> {
+impl PackSink {
     /// A sink writing into `store` (which must be open for writing).
-    pub fn new(store: &'s Store) -> PackSink<'s> {
-        PackSink {
-            store,
+    pub fn new(store: &Store) -> Result<PackSink> {
+        Ok(PackSink {
+            packs_dir: store.packs_dir().to_owned(),
+            pack_target_bytes: store.config().pack_target_bytes,
+            index: store.index()?,
             pack: None,
             pending: HashSet::new(),
             sealed: Vec::new(),
             sealed_bytes: 0,
-        }
+        })
     }
 
     /// Whether `id` was appended but its pack is not sealed yet.
@@ -48,13 +56,11 @@ impl<'s> PackSink<'s> {
     pub fn append(&mut self, header: RecordHeader, payload: &[u8]) -> Result<()> {
         let pack = match self.pack.as_mut() {
             Some(pack) => pack,
-            None => self
-                .pack
-                .insert(PackWriter::create(self.store.packs_dir())?),
+            None => self.pack.insert(PackWriter::create(&self.packs_dir)?),
         };
         pack.append(header, payload)?;
         self.pending.insert(header.chunk_id);
-        if pack.len() >= self.store.config().pack_target_bytes {
+        if pack.len() >= self.pack_target_bytes {
             self.seal()?;
         }
         Ok(())
@@ -70,11 +76,15 @@ impl<'s> PackSink<'s> {
         // Recorded before indexing so a failed index write still rolls the pack file back.
         self.sealed.push((sealed.id, ids));
         self.sealed_bytes += sealed.bytes;
-        self.store
-            .index()?
+        self.index
             .add_pack(sealed.id, sealed.bytes, &sealed.entries)?;
         self.pending.clear();
         Ok(())
+    }
+
+    /// Whether records were appended to a pack not sealed yet.
+    pub fn has_unsealed(&self) -> bool {
+        self.pack.as_ref().is_some_and(|p| !p.is_empty())
     }
 
     /// Bytes of the packs sealed so far.
@@ -89,13 +99,9 @@ impl<'s> PackSink<'s> {
             pack.abandon();
         }
         for (pack, ids) in self.sealed.drain(..) {
-            match self
-                .store
-                .index()
-                .and_then(|index| index.remove_pack(pack, &ids))
-            {
+            match self.index.remove_pack(pack, &ids) {
                 Ok(()) => {
-                    let _ = std::fs::remove_file(pack_path(self.store.packs_dir(), &pack));
+                    let _ = std::fs::remove_file(pack_path(&self.packs_dir, &pack));
                 }
                 Err(e) => {
                     warn!(%pack, error = %e, "could not unindex a pack of a failed write; `modelfs gc` will reclaim it")
