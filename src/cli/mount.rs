@@ -127,8 +127,9 @@ fn serve(
         let layers = sources
             .iter()
             .map(|dir| {
-                Store::open(dir, Access::Read)
-                    .with_context(|| format!("cannot open source {}", dir.display()))
+                let source = Store::open(dir, Access::Read)
+                    .with_context(|| format!("cannot open source {}", dir.display()))?;
+                Ok(Box::new(source) as Box<dyn modelfs::store::Source>)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         store.attach_sources(layers, args.fill)?;

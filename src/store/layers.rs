@@ -1,19 +1,20 @@
-//! Layered reading: a store that also reads from other stores, in order (`mount --source`).
+//! Layered reading: a store that also reads from other sources, in order (`mount --source`).
 //!
-//! Owns the public read API of [`Store`] — `registry`, `manifest`, `locate`, `read_chunk_into`,
-//! `refresh_index` — over the store itself followed by its attached sources. The registries are
-//! merged (the first layer that has a model decides its versions' files; versions only a later
-//! layer has are added). A chunk is read from the first layer whose index has it, and verified as
-//! always; if that read fails (damage, a source pulled out), every other layer that has the chunk
-//! is tried before the reader sees an error, and the repair is logged. With `--fill`, chunks read
-//! from a source are also copied into the store itself (which the mount then holds for writing),
-//! so they stay readable once the source is gone. Sources are any stores now; LAN peers and object
-//! stores can join as further kinds of layer behind the same methods.
+//! Owns [`Source`], the small interface a place to read models from implements (a store on a
+//! file system today; LAN peers and object stores can join later), and the public read API of
+//! [`Store`] — `registry`, `manifest`, `locate`, `read_chunk_into`, `refresh_index` — over the
+//! store itself followed by its sources. Registries are merged (the first layer that has a
+//! version decides its files; versions only a later layer has are added). A chunk is read from the
+//! first layer whose index has it; sources hand over the bytes as stored, and decoding and
+//! verification happen here, so no source is trusted. If a read fails (damage, a source pulled
+//! out), every other layer that has the chunk is tried before the reader sees an error. With
+//! `--fill`, chunks and manifests read from a source are copied into the store itself.
 
 use std::sync::Mutex;
 
 use tracing::{info, warn};
 
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::pack::{Codec, RecordHeader};
@@ -23,11 +24,55 @@ use crate::store::index::Location;
 use crate::store::sink::PackSink;
 use crate::store::{Check, PAYLOAD, Store};
 
+/// A place models can be read from, read-only.
+pub trait Source: Send + Sync {
+    /// Where it is, for log lines.
+    fn describe(&self) -> String;
+    /// Its registry.
+    fn registry(&self) -> Result<Registry>;
+    /// One of its manifests, checked against its id.
+    fn manifest(&self, id: &ManifestId) -> Result<Manifest>;
+    /// Where it keeps chunks, in the order asked (`origin` is set by the caller).
+    fn locate(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>>;
+    /// The payload of the record at `location` as stored (`stored_len` bytes, not yet decoded or
+    /// verified), into `buf`.
+    fn read_payload(&self, location: &Location, buf: &mut Vec<u8>) -> Result<()>;
+    /// Picks up what changed since it was opened.
+    fn refresh(&self) -> Result<()>;
+}
+
+impl Source for Store {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn registry(&self) -> Result<Registry> {
+        self.own_registry()
+    }
+
+    fn manifest(&self, id: &ManifestId) -> Result<Manifest> {
+        self.own_manifest(id)
+    }
+
+    fn locate(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
+        self.locate_own(ids)
+    }
+
+    fn read_payload(&self, location: &Location, buf: &mut Vec<u8>) -> Result<()> {
+        buf.resize(location.stored_len as usize, 0);
+        self.packs.read_payload(location, buf)
+    }
+
+    fn refresh(&self) -> Result<()> {
+        self.refresh_own_index()
+    }
+}
+
 impl Store {
     /// Adds `sources`, read after this store in the order given. With `fill`, chunks read from
     /// them are copied into this store, which must be open for writing.
-    pub fn attach_sources(&mut self, sources: Vec<Store>, fill: bool) -> Result<()> {
-        if sources.len() > usize::from(u8::MAX) {
+    pub fn attach_sources(&mut self, sources: Vec<Box<dyn Source>>, fill: bool) -> Result<()> {
+        if sources.len() >= usize::from(u8::MAX) {
             return Err(Error::BadInput {
                 path: self.root.clone(),
                 reason: "too many sources".into(),
@@ -41,19 +86,12 @@ impl Store {
         Ok(())
     }
 
-    /// The layers in reading order: this store, then its sources.
-    fn layers(&self) -> impl Iterator<Item = (u8, &Store)> {
-        std::iter::once(self)
-            .chain(&self.sources)
+    /// The layers in reading order with their origin numbers: this store (0), then its sources.
+    fn layers(&self) -> impl Iterator<Item = (u8, &dyn Source)> {
+        std::iter::once(self as &dyn Source)
+            .chain(self.sources.iter().map(|s| s.as_ref()))
             .enumerate()
-            .map(|(i, store)| (i as u8, store))
-    }
-
-    fn layer(&self, origin: u8) -> &Store {
-        match origin {
-            0 => self,
-            k => &self.sources[usize::from(k) - 1],
-        }
+            .map(|(i, source)| (i as u8, source))
     }
 
     /// The registry: this store's, merged with its sources'. Its generation changes when any
@@ -61,7 +99,7 @@ impl Store {
     pub fn registry(&self) -> Result<Registry> {
         let mut merged = self.own_registry()?;
         for source in &self.sources {
-            let theirs = source.own_registry()?;
+            let theirs = source.registry()?;
             merged.generation = merged
                 .generation
                 .wrapping_mul(31)
@@ -85,7 +123,7 @@ impl Store {
     pub fn manifest(&self, id: &ManifestId) -> Result<Manifest> {
         let mut first_error = None;
         for (origin, layer) in self.layers() {
-            match layer.own_manifest(id) {
+            match layer.manifest(id) {
                 Ok(manifest) => {
                     if origin != 0
                         && self.filler.is_some()
@@ -112,17 +150,17 @@ impl Store {
                 break;
             }
             let wanted: Vec<ChunkId> = missing.iter().map(|&i| ids[i]).collect();
-            for (i, location) in missing.into_iter().zip(source.locate_own(&wanted)?) {
+            for (i, location) in missing.into_iter().zip(source.locate(&wanted)?) {
                 found[i] = location.map(|l| Location { origin, ..l });
             }
         }
         Ok(found)
     }
 
-    /// Refreshes every layer's view of its index (see `refresh_own_index`).
+    /// Refreshes every layer's view of what it holds.
     pub fn refresh_index(&self) -> Result<()> {
         for (_, layer) in self.layers() {
-            layer.refresh_own_index()?;
+            layer.refresh()?;
         }
         Ok(())
     }
@@ -137,8 +175,9 @@ impl Store {
         dst: &mut [u8],
         check: Check,
     ) -> Result<()> {
-        let first = self.read_from_layer(id, location, dst, check, false);
-        let Err(error) = first else { return Ok(()) };
+        let Err(error) = self.read_from_layer(id, location, dst, check, false) else {
+            return Ok(());
+        };
         if self.sources.is_empty() {
             return Err(error);
         }
@@ -147,26 +186,32 @@ impl Store {
             .filter(|(origin, _)| *origin != location.origin)
         {
             let found = layer
-                .locate_own(&[*id])
+                .locate(&[*id])
                 .ok()
                 .and_then(|found| found.into_iter().next().flatten());
             let Some(other) = found else { continue };
             let other = Location { origin, ..other };
             // A damaged chunk of this store itself is replaced by the good copy (with `--fill`).
-            let repair = location.origin == 0;
             if self
-                .read_from_layer(id, &other, dst, Check::Verify, repair)
+                .read_from_layer(id, &other, dst, Check::Verify, location.origin == 0)
                 .is_ok()
             {
-                warn!(chunk = %id, failed = %self.layer(location.origin).root.display(), from = %layer.root.display(), error = %error, "chunk read from another source");
+                warn!(chunk = %id, failed = %self.describe_layer(location.origin), from = %layer.describe(), error = %error, "chunk read from another source");
                 return Ok(());
             }
         }
         Err(error)
     }
 
-    /// Reads from the layer `location.origin` names, and fills this store with what a source gave
-    /// (replacing this store's own copy when `repair`).
+    fn describe_layer(&self, origin: u8) -> String {
+        self.layers()
+            .find(|(o, _)| *o == origin)
+            .map(|(_, l)| l.describe())
+            .unwrap_or_default()
+    }
+
+    /// Reads from the layer `location.origin` names. A source's bytes are decoded and verified
+    /// here, then copied into this store when filling (replacing its own copy when `repair`).
     fn read_from_layer(
         &self,
         id: &ChunkId,
@@ -175,31 +220,50 @@ impl Store {
         check: Check,
         repair: bool,
     ) -> Result<()> {
-        let layer = self.layer(location.origin);
-        let own = Location {
-            origin: 0,
-            ..*location
-        };
-        layer.read_own_chunk_into(id, &own, dst, check)?;
-        if location.origin != 0 && self.filler.is_some() {
-            // The stored payload is `dst` for raw chunks, else still in this thread's buffer.
-            let header = RecordHeader {
-                chunk_id: *id,
-                codec: location.codec,
-                raw_len: location.raw_len,
-                stored_len: location.stored_len,
-            };
-            match location.codec {
-                Codec::Raw => self.fill(header, dst, repair),
-                _ => PAYLOAD.with_borrow(|payload| self.fill(header, payload, repair)),
-            }
+        if location.origin == 0 {
+            return self.read_own_chunk_into(id, location, dst, check);
         }
-        Ok(())
+        let source = &self.sources[usize::from(location.origin) - 1];
+        let bad = |reason: String| Error::BadChunk {
+            chunk: *id,
+            pack: location.pack,
+            offset: location.offset,
+            reason,
+        };
+        if dst.len() != location.raw_len as usize {
+            return Err(bad(format!(
+                "source says {} bytes, manifest says {}",
+                location.raw_len,
+                dst.len()
+            )));
+        }
+        PAYLOAD.with_borrow_mut(|payload| {
+            source.read_payload(location, payload)?;
+            codec::decode_into(location.codec, payload, dst).map_err(|e| bad(e.to_string()))?;
+            if check == Check::Verify {
+                codec::verify(id, dst).map_err(|e| bad(e.to_string()))?;
+            }
+            if self.filler.is_some() {
+                let header = RecordHeader {
+                    chunk_id: *id,
+                    codec: location.codec,
+                    raw_len: location.raw_len,
+                    stored_len: location.stored_len,
+                };
+                let stored: &[u8] = if location.codec == Codec::Raw {
+                    dst
+                } else {
+                    payload
+                };
+                self.fill(header, stored, repair);
+            }
+            Ok(())
+        })
     }
 
     /// Copies one record into this store, unless it already has the chunk (or, with `replace`,
-    /// has it damaged: the new copy's pack then becomes the chunk's location when sealed).
-    /// Failures only cost the copy (a full disk, say): they are logged, never returned to the reader.
+    /// has it damaged: the new copy's pack becomes the chunk's location when sealed). Failures
+    /// only cost the copy (a full disk, say): they are logged, never returned to the reader.
     fn fill(&self, header: RecordHeader, payload: &[u8], replace: bool) {
         let Some(filler) = &self.filler else { return };
         let mut sink = filler.lock().expect("fill lock poisoned");

@@ -48,6 +48,7 @@ use crate::id::{ChunkId, ManifestId, PackId, StoreId, random_bytes};
 use cache::ChunkCache;
 use fsutil::write_atomic;
 use index::{Index, Location};
+pub use layers::Source;
 use pack::{PACK_EXTENSION, PackFiles, UNSEALED_SUFFIX};
 use sink::PackSink;
 
@@ -142,8 +143,8 @@ pub struct Store {
     index: RwLock<Option<IndexView>>,
     packs: PackFiles,
     cache: ChunkCache,
-    /// Further stores read after this one (`mount --source`), in order; see `layers`.
-    sources: Vec<Store>,
+    /// Further sources read after this store (`mount --source`), in order; see `layers`.
+    sources: Vec<Box<dyn Source>>,
     /// With `mount --fill`: where chunks read from sources are copied into this store.
     filler: Option<Mutex<PackSink>>,
     /// Chunks more than one file uses, once computed (`refresh_shared_chunks`); until then every
