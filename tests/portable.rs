@@ -130,3 +130,31 @@ fn a_store_on_exfat_and_fat_sticks_is_packed_and_used_in_place() {
     unmount_when_free(&stick);
     drop(mounted);
 }
+
+#[test]
+fn a_store_owned_by_another_user_is_read_without_write_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let store = TestStore::new();
+    let model = random_bytes(62, 1_000_000);
+    store.ok(&["add", "m", store.file("m.gguf", &model).to_str().unwrap()]);
+    std::fs::set_permissions(store.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // `nobody` may read the root-owned store but write nothing in it.
+    let cache = store.path("nobody-cache");
+    std::fs::create_dir(&cache).unwrap();
+    sh(&format!("chown nobody {}", cache.display()));
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "env"])
+        .arg(format!("XDG_CACHE_HOME={}", cache.display()))
+        .arg(crate::util::MODELFS)
+        .arg("--store")
+        .arg(&store.store)
+        .args(["cat", "m"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == model);
+}
