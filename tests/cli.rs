@@ -10,7 +10,8 @@ fn help_lists_every_command_and_each_has_its_own_help() {
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for command in [
-        "init", "add", "ls", "cat", "mount", "umount", "verify", "rm", "gc", "stats", "index",
+        "init", "add", "ls", "cat", "mount", "umount", "refresh", "diff", "import", "pack",
+        "verify", "rm", "gc", "stats", "index",
     ] {
         assert!(
             help.contains(&format!("  {command} ")),
