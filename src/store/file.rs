@@ -84,16 +84,6 @@ impl OpenFile {
         self.manifest.size
     }
 
-    /// The file's manifest.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// The label used in log lines.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     /// Reads up to `buf.len()` bytes at `offset`; returns the bytes read (0 at or past the end).
     /// Every byte returned comes from a chunk verified against its id.
     pub fn read_at(&self, store: &Store, offset: u64, buf: &mut [u8]) -> Result<usize> {

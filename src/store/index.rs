@@ -293,15 +293,6 @@ impl Index {
         }
         Ok(out)
     }
-
-    /// Number of chunks indexed (an estimate from RocksDB's statistics).
-    pub fn approximate_chunk_count(&self) -> Result<u64> {
-        let value = self
-            .db
-            .property_int_value_cf(self.cf(CF_CHUNKS)?, "rocksdb.estimate-num-keys")
-            .map_err(|e| index_error(&self.path, e))?;
-        Ok(value.unwrap_or(0))
-    }
 }
 
 /// More table files than this in one column family make a closing writer compact it. Each

@@ -244,11 +244,6 @@ impl Store {
         &self.config
     }
 
-    /// How the store was opened.
-    pub fn access(&self) -> Access {
-        self.access
-    }
-
     pub(crate) fn packs_dir(&self) -> &Path {
         self.packs.dir()
     }
