@@ -5,7 +5,26 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::util::{SystemMount, TestStore, random_bytes, sh};
+use crate::util::{Mount, SystemMount, TestStore, random_bytes, sh};
+
+/// Mounts `store` (daemon mode) with `sources` behind it, with `--fill` if asked.
+fn mount_layered(store: &TestStore, sources: &[&Path], fill: bool) -> Mount {
+    let (mountpoint, log) = (store.path("mnt"), store.path("layers.log"));
+    std::fs::create_dir(&mountpoint).unwrap();
+    let mut args = vec!["mount", "--daemon", "--log", log.to_str().unwrap()];
+    if fill {
+        args.push("--fill");
+    }
+    for source in sources {
+        args.extend(["--source", source.to_str().unwrap()]);
+    }
+    args.push(mountpoint.to_str().unwrap());
+    store.ok(&args);
+    Mount {
+        path: mountpoint,
+        log,
+    }
+}
 
 /// Flips a byte inside the stored payload of the first chunk of `model` in `store`.
 fn damage_first_chunk(store: &Path, model: &str) {
@@ -55,26 +74,7 @@ fn sources_are_merged_and_a_damaged_chunk_is_read_from_the_next_source() {
     damage_first_chunk(&first.store, "shared");
 
     let local = TestStore::new();
-    let mount = {
-        let log = local.path("layers.log");
-        let mountpoint = local.path("mnt");
-        std::fs::create_dir(&mountpoint).unwrap();
-        local.ok(&[
-            "mount",
-            "--daemon",
-            "--log",
-            log.to_str().unwrap(),
-            "--source",
-            first.store.to_str().unwrap(),
-            "--source",
-            second.store.to_str().unwrap(),
-            mountpoint.to_str().unwrap(),
-        ]);
-        crate::util::Mount {
-            path: mountpoint,
-            log,
-        }
-    };
+    let mount = mount_layered(&local, &[&first.store, &second.store], false);
     assert_eq!(
         std::fs::read(mount.join("only-first.gguf")).unwrap(),
         b"first"
@@ -131,23 +131,7 @@ fn filled_chunks_stay_readable_after_the_source_is_pulled_and_the_rest_fail_fast
         store.file("lost.gguf", &lost).to_str().unwrap(),
     ]);
 
-    let mountpoint = store.path("mnt");
-    std::fs::create_dir(&mountpoint).unwrap();
-    let log = store.path("fill.log");
-    store.ok(&[
-        "mount",
-        "--daemon",
-        "--fill",
-        "--log",
-        log.to_str().unwrap(),
-        "--source",
-        source.store.to_str().unwrap(),
-        mountpoint.to_str().unwrap(),
-    ]);
-    let mount = crate::util::Mount {
-        path: mountpoint,
-        log,
-    };
+    let mount = mount_layered(&store, &[&source.store], true);
     assert!(std::fs::read(mount.join("kept.gguf")).unwrap() == kept);
     // The mount seals copied chunks at its next registry check (every 2 s).
     std::thread::sleep(Duration::from_secs(3));
@@ -186,23 +170,7 @@ fn a_damaged_local_chunk_is_repaired_from_a_source_with_fill() {
     }
     damage_first_chunk(&local.store, "m");
     assert!(!local.run(&["verify"]).status.success());
-    let mountpoint = local.path("mnt");
-    std::fs::create_dir(&mountpoint).unwrap();
-    let log = local.path("repair.log");
-    local.ok(&[
-        "mount",
-        "--daemon",
-        "--fill",
-        "--log",
-        log.to_str().unwrap(),
-        "--source",
-        source.store.to_str().unwrap(),
-        mountpoint.to_str().unwrap(),
-    ]);
-    let mount = crate::util::Mount {
-        path: mountpoint,
-        log,
-    };
+    let mount = mount_layered(&local, &[&source.store], true);
     assert!(std::fs::read(mount.join("m.gguf")).unwrap() == model);
     drop(mount);
     // The mount process seals the copied chunk as it exits, a moment after the unmount.

@@ -22,7 +22,7 @@ use crate::format::registry::{ModelEntry, Registry};
 use crate::id::{ChunkId, ManifestId};
 use crate::store::index::Location;
 use crate::store::sink::PackSink;
-use crate::store::{Check, PAYLOAD, Store};
+use crate::store::{Check, PAYLOAD, Store, bad_chunk, check_decoded_len};
 
 /// A place models can be read from, read-only.
 pub trait Source: Send + Sync {
@@ -224,19 +224,8 @@ impl Store {
             return self.read_own_chunk_into(id, location, dst, check);
         }
         let source = &self.sources[usize::from(location.origin) - 1];
-        let bad = |reason: String| Error::BadChunk {
-            chunk: *id,
-            pack: location.pack,
-            offset: location.offset,
-            reason,
-        };
-        if dst.len() != location.raw_len as usize {
-            return Err(bad(format!(
-                "source says {} bytes, manifest says {}",
-                location.raw_len,
-                dst.len()
-            )));
-        }
+        let bad = |reason: String| bad_chunk(id, location, reason);
+        check_decoded_len(id, location, dst.len())?;
         PAYLOAD.with_borrow_mut(|payload| {
             source.read_payload(location, payload)?;
             codec::decode_into(location.codec, payload, dst).map_err(|e| bad(e.to_string()))?;

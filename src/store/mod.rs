@@ -391,19 +391,8 @@ impl Store {
         dst: &mut [u8],
         check: Check,
     ) -> Result<()> {
-        let bad = |reason: String| Error::BadChunk {
-            chunk: *id,
-            pack: location.pack,
-            offset: location.offset,
-            reason,
-        };
-        if dst.len() != location.raw_len as usize {
-            return Err(bad(format!(
-                "index says {} bytes, manifest says {}",
-                location.raw_len,
-                dst.len()
-            )));
-        }
+        let bad = |reason: String| bad_chunk(id, location, reason);
+        check_decoded_len(id, location, dst.len())?;
         let read = |payload: &mut [u8]| {
             self.packs
                 .read_payload(location, payload)
@@ -438,12 +427,7 @@ impl Store {
         location: &Location,
         buf: &mut Vec<u8>,
     ) -> Result<RecordHeader> {
-        let bad = |reason: String| Error::BadChunk {
-            chunk: *id,
-            pack: location.pack,
-            offset: location.offset,
-            reason,
-        };
+        let bad = |reason: String| bad_chunk(id, location, reason);
         let header = self.packs.read_record(location, buf).map_err(|e| match e {
             Error::Corrupt { reason, .. } => bad(reason),
             other => other,
@@ -519,6 +503,31 @@ impl Store {
     pub(crate) fn pack_files(&self) -> Result<Vec<(PackId, u64)>> {
         list_sealed_packs(self.packs.dir())
     }
+}
+
+/// The error for chunk `id` at `location` failing for `reason`.
+fn bad_chunk(id: &ChunkId, location: &Location, reason: String) -> Error {
+    Error::BadChunk {
+        chunk: *id,
+        pack: location.pack,
+        offset: location.offset,
+        reason,
+    }
+}
+
+/// Checks that the index (or source) agrees with the manifest on a chunk's decoded length.
+fn check_decoded_len(id: &ChunkId, location: &Location, len: usize) -> Result<()> {
+    if len == location.raw_len as usize {
+        return Ok(());
+    }
+    Err(bad_chunk(
+        id,
+        location,
+        format!(
+            "its record holds {} bytes, the manifest says {len}",
+            location.raw_len
+        ),
+    ))
 }
 
 /// Current time in Unix seconds, as recorded in the config and the registry.
