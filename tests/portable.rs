@@ -142,10 +142,13 @@ fn a_store_owned_by_another_user_is_read_without_write_access() {
     let cache = store.path("nobody-cache");
     std::fs::create_dir(&cache).unwrap();
     sh(&format!("chown nobody {}", cache.display()));
+    // A copy of the binary `nobody` can execute (the build directory may be private to root).
+    let binary = store.path("modelfs");
+    std::fs::copy(crate::util::MODELFS, &binary).unwrap();
     let out = std::process::Command::new("runuser")
         .args(["-u", "nobody", "--", "env"])
         .arg(format!("XDG_CACHE_HOME={}", cache.display()))
-        .arg(crate::util::MODELFS)
+        .arg(&binary)
         .arg("--store")
         .arg(&store.store)
         .args(["cat", "m"])
