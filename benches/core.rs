@@ -11,8 +11,9 @@ use modelfs::format::manifest::{ChunkRef, Manifest};
 use modelfs::id::ChunkId;
 use modelfs::ingest::{AddRequest, add};
 use modelfs::progress::Silent;
-use modelfs::store::file::{OpenFile, VerifyPolicy};
+use modelfs::read::{ReadOptions, Reader, VerifyPolicy};
 use modelfs::store::{Access, DEFAULT_COMPRESSION, InitOptions, Store};
+use std::sync::Arc;
 
 /// fp16 values ~N(0, 0.02), like model weights.
 fn fp16_weights(len: usize) -> Vec<u8> {
@@ -109,27 +110,25 @@ fn store_read_path(c: &mut Criterion) {
         add(&store, &request, &Silent).unwrap();
     }
     let open = |cache_bytes: usize| {
-        let mut store = Store::open(&root, Access::Read).unwrap();
-        store.set_cache_capacity(cache_bytes);
-        let registry = store.registry().unwrap();
-        let manifest = store
-            .manifest(&registry.models["m"].versions[0].files[0].manifest)
-            .unwrap();
-        (
-            store,
-            OpenFile::new("m".into(), manifest, VerifyPolicy::EveryRead),
-        )
+        let store = Arc::new(Store::open(&root, Access::Read).unwrap());
+        let options = ReadOptions {
+            cache_bytes,
+            verify: VerifyPolicy::EveryRead,
+        };
+        Reader::new(store, options)
+            .open_file(&"m".parse().unwrap())
+            .unwrap()
     };
 
     let mut group = c.benchmark_group("store_read");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(data.len() as u64));
-    let (store, file) = open(64 << 20);
+    let file = open(64 << 20);
     let mut buf = vec![0u8; 1 << 20];
     group.bench_function("sequential_1MiB_reads_verified", |b| {
         b.iter(|| {
             for offset in (0..data.len() as u64).step_by(1 << 20) {
-                file.read_at(&store, offset, &mut buf).unwrap();
+                file.read_at(offset, &mut buf).unwrap();
             }
         })
     });
@@ -138,18 +137,18 @@ fn store_read_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_read_4KiB_random");
     group.throughput(Throughput::Elements(1));
     for (name, cache) in [("cold_cache", 0usize), ("warm_cache", 512 << 20)] {
-        let (store, file) = open(cache);
+        let file = open(cache);
         let mut page = vec![0u8; 4096];
         let mut offset = 0u64;
         if cache > 0 {
             for at in (0..data.len() as u64).step_by(4096 * 8) {
-                file.read_at(&store, at, &mut page).unwrap();
+                file.read_at(at, &mut page).unwrap();
             }
         }
         group.bench_with_input(BenchmarkId::from_parameter(name), &cache, |b, _| {
             b.iter(|| {
                 offset = (offset + 7_919 * 4096 * 8) % data.len() as u64;
-                file.read_at(&store, offset, &mut page).unwrap()
+                file.read_at(offset, &mut page).unwrap()
             })
         });
     }

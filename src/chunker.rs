@@ -259,6 +259,112 @@ mod tests {
         assert_eq!(alone, in_file);
     }
 
+    /// Compares `actual` with the checked-in snapshot `name` (under `src/chunker/`); with
+    /// `UPDATE_SNAPSHOTS=1` in the environment, rewrites the snapshot instead.
+    fn check_snapshot(name: &str, expected: &str, actual: &str) {
+        if actual == expected {
+            return;
+        }
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/chunker")
+                .join(name);
+            std::fs::write(&path, actual).unwrap();
+            return;
+        }
+        let first_difference = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "chunk boundaries differ from src/chunker/{name} at line {}: a change to chunking \
+             breaks dedup with every existing store. If it is intended, rerun with \
+             UPDATE_SNAPSHOTS=1 and review the diff.\n--- actual ---\n{actual}",
+            first_difference + 1
+        );
+    }
+
+    /// One `start length fields` line per span (`-` for no record fields).
+    fn describe(spans: impl Iterator<Item = (Range<usize>, Option<Fields>)>) -> String {
+        let mut out = String::new();
+        for (span, fields) in spans {
+            let fields = match fields {
+                Some(fields) => fields
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                None => "-".to_owned(),
+            };
+            out += &format!("{} {} {fields}\n", span.start, span.len());
+        }
+        out
+    }
+
+    #[test]
+    fn default_boundaries_of_a_generated_model_are_pinned() {
+        let data = random_bytes(2024, 2 << 20);
+        let spans = Chunker::new(DEFAULT_CHUNKING)
+            .spans(&data)
+            .map(|span| (span, None));
+        let actual = format!(
+            "# Chunk boundaries of testutil::random_bytes(2024, 2 MiB) with DEFAULT_CHUNKING.\n\
+             # start length fields\n{}",
+            describe(spans)
+        );
+        check_snapshot(
+            "random-2mib.txt",
+            include_str!("chunker/random-2mib.txt"),
+            &actual,
+        );
+    }
+
+    #[test]
+    fn default_boundaries_of_a_generated_gguf_are_pinned() {
+        let mut data = crate::modelfile::tests::gguf_bytes(&[
+            ("token_embd.weight", 300_000, 1),
+            ("blk.0.attn_q.weight", 32 * 6000, 8),
+            ("blk.0.ffn_norm.weight", 1000, 0),
+            ("blk.0.ffn_down.weight", 256 * 1000, 12),
+            ("output.weight", 200_000, 30),
+        ]);
+        let layout = crate::modelfile::detect(&data).expect("a valid GGUF");
+        // Realistic tensor bytes, so content-defined cuts fall where they would in a model.
+        for (i, tensor) in layout.tensors.iter().enumerate() {
+            let range = tensor.range.start as usize..tensor.range.end as usize;
+            data[range.clone()].copy_from_slice(&random_bytes(100 + i as u64, range.len()));
+        }
+        // The segments ingest chunks separately: the header, each tensor, the gaps between.
+        let segments = crate::ingest::segments_of(data.len(), Some(&layout));
+        let mut text = String::from(
+            "# Chunk boundaries of a generated GGUF (5 tensors) with DEFAULT_CHUNKING, chunked\n\
+             # tensor by tensor as ingest does.\n# start length fields\n",
+        );
+        for segment in &segments {
+            let name = layout
+                .tensors
+                .iter()
+                .find(|t| t.range.start as usize == segment.range.start)
+                .map_or_else(
+                    || "(not a tensor)".to_owned(),
+                    |t| format!("{} {:?}", t.name, t.element),
+                );
+            text += &format!("# {}..{} {name}\n", segment.range.start, segment.range.end);
+            let spans = Chunker::new(DEFAULT_CHUNKING).segment_spans(&data, vec![segment.clone()]);
+            text += &describe(spans);
+        }
+        // Chunking segment by segment is what chunking them all at once does.
+        let at_once = describe(Chunker::new(DEFAULT_CHUNKING).segment_spans(&data, segments));
+        let lines: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(lines, at_once);
+        check_snapshot("gguf.txt", include_str!("chunker/gguf.txt"), &text);
+    }
+
     #[test]
     fn default_parameters_are_valid() {
         Chunker::validate(&DEFAULT_CHUNKING).unwrap();

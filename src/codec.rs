@@ -1,10 +1,15 @@
 //! One chunk's encoding: compress-if-it-pays on the way in, decode and verify on the way out.
 //!
-//! Owns [`Encoder`] (per ingest thread: holds a zstd context and buffers) and [`decode_verified`].
-//! Stateless with respect to the store: no files, no index. Verification lives here so there is exactly
-//! one place where bytes become trusted: `decode_verified` returns bytes only if they hash to the id.
+//! Owns [`Encoder`] (per ingest thread: holds a zstd context and buffers), [`decode_into`] and
+//! [`verify`]. Stateless with respect to the store: no files, no index. The one place that turns
+//! stored bytes into trusted bytes, calling both, is `store::chunk::load`.
+//! Splitting records into planes and compressing them is here; the byte layout of a grouped
+//! payload is `format::grouped`.
 
 use crate::format::config::CompressionParams;
+use crate::format::grouped::{
+    GroupedError, GroupedPayload, GroupedWriter, PlaneMode, stride, valid_fields,
+};
 use crate::format::pack::{Codec, RecordHeader};
 use crate::id::ChunkId;
 
@@ -97,31 +102,25 @@ impl Encoder {
         }
     }
 
-    /// Splits `raw` into one plane per record field, each zstd-compressed if that pays.
-    ///
-    /// Layout: field count u8, the field widths (u8 each), then per plane `mode` u8 (0 as it is,
-    /// 1 zstd), `len` u32 and `len` bytes, then the `raw.len() % stride` trailing bytes as they are.
+    /// Splits `raw` into one plane per record field, each zstd-compressed if that pays, laid out
+    /// as a `format::grouped` payload. `None` if `fields` cannot be grouped.
     fn group(&mut self, raw: &[u8], fields: Fields) -> Option<Vec<u8>> {
-        let records = raw.len() / stride(fields);
-        let mut planes = split_planes(&raw[..records * stride(fields)], fields);
+        let body = raw.len() / stride(fields) * stride(fields);
+        let planes = split_planes(&raw[..body], fields);
         let mut out = Vec::with_capacity(raw.len());
-        out.push(fields.len() as u8);
-        out.extend_from_slice(fields);
+        let mut writer = GroupedWriter::new(&mut out, fields).ok()?;
         let mut packed = Vec::new();
-        for plane in planes.iter_mut() {
+        for plane in &planes {
             packed.clear();
             packed.reserve(plane.len());
             let pays = matches!(self.compressor.compress_to_buffer(&plane[..], &mut packed), Ok(n) if n < plane.len());
-            let (mode, bytes) = if pays {
-                (1u8, &packed[..])
+            if pays {
+                writer.plane(PlaneMode::Zstd, &packed).ok()?;
             } else {
-                (0u8, &plane[..])
-            };
-            out.push(mode);
-            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            out.extend_from_slice(bytes);
+                writer.plane(PlaneMode::Raw, plane).ok()?;
+            }
         }
-        out.extend_from_slice(&raw[records * stride(fields)..]);
+        writer.finish(&raw[body..]).ok()?;
         Some(out)
     }
 }
@@ -130,16 +129,7 @@ impl Encoder {
 /// byte) or `[2, 32]` for a ggml Q8_0 block (an f16 scale and 32 quants).
 pub type Fields = &'static [u8];
 
-/// Most fields a record may have.
-pub const MAX_FIELDS: usize = 4;
-
-fn valid_fields(fields: &[u8]) -> bool {
-    (1..=MAX_FIELDS).contains(&fields.len()) && fields.iter().all(|&w| w > 0) && stride(fields) >= 2
-}
-
-fn stride(fields: &[u8]) -> usize {
-    fields.iter().map(|&w| usize::from(w)).sum()
-}
+pub use crate::format::grouped::MAX_FIELDS;
 
 /// Splits whole records into one plane per field.
 fn split_planes(records: &[u8], fields: &[u8]) -> Vec<Vec<u8>> {
@@ -197,65 +187,46 @@ fn join_planes(records: &mut [u8], fields: &[u8], planes: &[&[u8]]) {
 thread_local! {
     /// Per-thread buffers for decompressed planes.
     static PLANES: std::cell::RefCell<[Vec<u8>; MAX_FIELDS]> =
-        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new()]) };
+        const { std::cell::RefCell::new([const { Vec::new() }; MAX_FIELDS]) };
 }
 
 /// Reassembles a [`Codec::Grouped`] payload into `dst` (exactly the decoded length).
 fn ungroup(payload: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
-    let malformed = || DecodeError::Grouped("malformed plane table");
-    let (&count, rest) = payload.split_first().ok_or_else(malformed)?;
-    let fields = rest.get(..usize::from(count)).ok_or_else(malformed)?;
-    if !valid_fields(fields) {
-        return Err(malformed());
-    }
-    let mut rest = &rest[fields.len()..];
-    let records = dst.len() / stride(fields);
+    let grouped = GroupedPayload::parse(payload)?;
+    let records = grouped.records_for(dst.len())?;
+    let fields = grouped.fields();
+    let (body, tail) = dst.split_at_mut(records * grouped.stride());
     PLANES.with_borrow_mut(|buffers| {
         // Planes stored as they are are used where they lie in the payload; compressed ones are
         // decompressed into per-thread buffers first.
-        let mut stored: [(u8, &[u8]); MAX_FIELDS] = [(0, &[]); MAX_FIELDS];
-        for plane in stored.iter_mut().take(fields.len()) {
-            if rest.len() < 5 {
-                return Err(malformed());
-            }
-            let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
-            *plane = (rest[0], rest.get(5..5 + len).ok_or_else(malformed)?);
-            rest = &rest[5 + len..];
-        }
-        for (f, (mode, bytes)) in stored.iter().take(fields.len()).enumerate() {
-            let expected = records * usize::from(fields[f]);
-            match mode {
-                0 if bytes.len() == expected => {}
-                1 => {
-                    buffers[f].resize(expected, 0);
-                    let produced = decompress(bytes, &mut buffers[f])?;
+        let mut planes: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
+        for (((plane, &width), buffer), slot) in grouped
+            .planes()
+            .iter()
+            .zip(fields)
+            .zip(buffers.iter_mut())
+            .zip(planes.iter_mut())
+        {
+            *slot = match plane.mode {
+                PlaneMode::Raw => plane.bytes,
+                PlaneMode::Zstd => {
+                    let expected = records * usize::from(width);
+                    buffer.resize(expected, 0);
+                    let produced = decompress(plane.bytes, buffer)?;
                     if produced != expected {
                         return Err(DecodeError::Length {
                             got: produced,
                             expected: expected as u32,
                         });
                     }
+                    &buffer[..]
                 }
-                _ => return Err(malformed()),
-            }
+            };
         }
-        let planes: Vec<&[u8]> = (0..fields.len())
-            .map(|f| {
-                if stored[f].0 == 0 {
-                    stored[f].1
-                } else {
-                    &buffers[f][..records * usize::from(fields[f])]
-                }
-            })
-            .collect();
-        join_planes(&mut dst[..records * stride(fields)], fields, &planes);
+        join_planes(body, fields, &planes[..fields.len()]);
         Ok(())
     })?;
-    let body = records * stride(fields);
-    if rest.len() != dst.len() - body {
-        return Err(malformed());
-    }
-    dst[body..].copy_from_slice(rest);
+    tail.copy_from_slice(grouped.tail());
     Ok(())
 }
 
@@ -267,7 +238,7 @@ pub enum DecodeError {
     Zstd(String),
     /// A grouped payload is malformed.
     #[error("grouped payload: {0}")]
-    Grouped(&'static str),
+    Grouped(#[from] GroupedError),
     /// The decoded length differs from the header.
     #[error("decoded {got} bytes, expected {expected}")]
     Length {
@@ -334,21 +305,22 @@ pub fn verify(id: &ChunkId, raw: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// Decodes the payload of a record into `out` (resized to the decoded length) and checks it
-/// hashes to the record's chunk id. On error `out` holds no usable bytes.
-pub fn decode_verified(
-    header: &RecordHeader,
-    payload: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), DecodeError> {
-    out.resize(header.raw_len as usize, 0);
-    decode_into(header.codec, payload, out)?;
-    verify(&header.chunk_id, out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes the payload of a record into `out` (resized to the decoded length) and checks it
+    /// hashes to the record's chunk id.
+    fn decode_verified(
+        header: &RecordHeader,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), DecodeError> {
+        out.resize(header.raw_len as usize, 0);
+        decode_into(header.codec, payload, out)?;
+        verify(&header.chunk_id, out)
+    }
+    use crate::format::grouped::Plane;
     use crate::testutil::random_bytes;
 
     const PARAMS: CompressionParams = CompressionParams {
@@ -450,6 +422,101 @@ mod tests {
         let refs: Vec<&[u8]> = planes.iter_mut().map(|p| &p[..]).collect();
         join_planes(&mut joined, &[2, 32], &refs);
         assert!(joined[..] == raw[..34 * 500]);
+    }
+
+    /// The grouped payload of 64 f16-like values (pseudo-random low bytes, a constant high byte)
+    /// and a 1-byte tail, as this build encodes it at zstd level 3. Decoding these bytes must keep
+    /// working forever; the encoding may only change with a reviewed format change (or, for the
+    /// zstd frame alone, a zstd upgrade).
+    const GOLDEN_GROUPED: &str = "
+        02 0101                                     # 2 fields of 1 byte
+        00 40000000                                 # plane 0 (low bytes): raw, 64 bytes
+        9d3080237d64f550a1136b7ad25c2a436d129b6e30be56a3f06d2e2799622e81
+        c45904751a0f4a2a0e58b07ae1c94b8d649ff0522051bb19ea95ba6b41e7acc7
+        01 11000000                                 # plane 1 (high bytes): zstd, 17 bytes
+        28b52ffd2040450000103c3c0100930016
+        ee                                          # tail
+    ";
+
+    fn golden_input() -> Vec<u8> {
+        let mut raw: Vec<u8> = random_bytes(11, 64)
+            .into_iter()
+            .flat_map(|low| [low, 0x3c])
+            .collect();
+        raw.push(0xee);
+        raw
+    }
+
+    #[test]
+    fn golden_grouped_payload() {
+        let params = CompressionParams {
+            zstd_level: 3,
+            min_saving_percent: 5,
+        };
+        let raw = golden_input();
+        let golden = crate::format::unhex(GOLDEN_GROUPED);
+        let chunk = Encoder::new(params)
+            .unwrap()
+            .encode(ChunkId::of(&raw), &raw, Some(&[1, 1]));
+        assert_eq!(chunk.codec, Codec::Grouped);
+        assert_eq!(chunk.compressed, golden);
+        let header = RecordHeader {
+            stored_len: golden.len() as u32,
+            ..chunk.header()
+        };
+        let mut out = Vec::new();
+        decode_verified(&header, &golden, &mut out).unwrap();
+        assert_eq!(out, raw);
+
+        // Planes that do not compress are stored as they are: no zstd in these bytes.
+        let raw: Vec<u8> = (0u8..14).collect();
+        let grouped = Encoder::new(params).unwrap().group(&raw, &[2, 4]).unwrap();
+        let golden = crate::format::unhex(
+            "02 0204  00 04000000 00010607  00 08000000 0203040508090a0b  0c0d",
+        );
+        assert_eq!(grouped, golden);
+        let mut out = vec![0; raw.len()];
+        decode_into(Codec::Grouped, &golden, &mut out).unwrap();
+        assert_eq!(out, raw);
+    }
+
+    #[test]
+    fn grouped_payloads_inconsistent_with_the_header_are_rejected() {
+        let golden = crate::format::unhex(GOLDEN_GROUPED);
+        let raw = golden_input();
+        let mut out = vec![0; raw.len() - 1];
+        // One byte short: the tail should be empty, and a raw plane one byte shorter.
+        assert!(matches!(
+            decode_into(Codec::Grouped, &golden, &mut out),
+            Err(DecodeError::Grouped(GroupedError::TailLength { .. }))
+        ));
+        let mut out = vec![0; raw.len() + 2];
+        assert!(matches!(
+            decode_into(Codec::Grouped, &golden, &mut out),
+            Err(DecodeError::Grouped(GroupedError::PlaneLength {
+                plane: 0,
+                ..
+            }))
+        ));
+        // A zstd plane of 64 bytes where 32 records call for 32.
+        let parsed = GroupedPayload::parse(&golden).unwrap();
+        let low = parsed.planes()[0].bytes;
+        let mismatched = GroupedPayload::new(
+            &[1, 1],
+            &[
+                Plane {
+                    mode: PlaneMode::Raw,
+                    bytes: &low[..32],
+                },
+                parsed.planes()[1],
+            ],
+            &[],
+        )
+        .unwrap()
+        .encode()
+        .unwrap();
+        let mut out = vec![0; 64];
+        assert!(decode_into(Codec::Grouped, &mismatched, &mut out).is_err());
     }
 
     #[test]

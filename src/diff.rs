@@ -13,8 +13,9 @@ use crate::format::manifest::Manifest;
 use crate::format::registry::FileEntry;
 use crate::id::ChunkId;
 use crate::modelfile::detect_from_prefix;
-use crate::store::Store;
-use crate::store::file::{OpenFile, VerifyPolicy};
+use std::sync::Arc;
+
+use crate::read::Reader;
 use crate::store::registry::{ModelSpec, resolve};
 
 /// Largest header read to find tensors (GGUF vocabularies can take several MiB).
@@ -73,8 +74,8 @@ struct Side {
     tensors: BTreeMap<String, (u64, Vec<ChunkId>)>,
 }
 
-fn load_side(store: &Store, spec: &ModelSpec) -> Result<Side> {
-    let registry = store.registry()?;
+fn load_side(reader: &Arc<Reader>, spec: &ModelSpec) -> Result<Side> {
+    let registry = reader.source().registry()?;
     let (_, version) = resolve(&registry, &spec.model, spec.version.as_deref())?;
     let entries: Vec<&FileEntry> = match &spec.file {
         Some(path) => vec![
@@ -95,12 +96,15 @@ fn load_side(store: &Store, spec: &ModelSpec) -> Result<Side> {
         tensors: BTreeMap::new(),
     };
     for entry in entries {
-        let manifest = store.manifest(&entry.manifest)?;
-        let label = format!("{}@{}/{}", spec.model, version.version, entry.path);
-        let open = OpenFile::new(label, manifest.clone(), VerifyPolicy::EveryRead);
+        let open = reader.open_file(&ModelSpec {
+            model: spec.model.clone(),
+            version: Some(version.version.clone()),
+            file: Some(entry.path.clone()),
+        })?;
+        let manifest = open.manifest().clone();
         let mut prefix = vec![0u8; (1 << 20).min(manifest.size as usize)];
         let layout = loop {
-            let n = open.read_at(store, 0, &mut prefix)?;
+            let n = open.read_at(0, &mut prefix)?;
             prefix.truncate(n);
             let layout = detect_from_prefix(&prefix, manifest.size);
             if layout.is_some()
@@ -126,9 +130,9 @@ fn load_side(store: &Store, spec: &ModelSpec) -> Result<Side> {
     Ok(side)
 }
 
-/// Compares A with B.
-pub fn diff(store: &Store, a: &ModelSpec, b: &ModelSpec) -> Result<DiffReport> {
-    let (side_a, side_b) = (load_side(store, a)?, load_side(store, b)?);
+/// Compares A with B, reading both through `reader`.
+pub fn diff(reader: &Arc<Reader>, a: &ModelSpec, b: &ModelSpec) -> Result<DiffReport> {
+    let (side_a, side_b) = (load_side(reader, a)?, load_side(reader, b)?);
     let mut report = DiffReport {
         size_b: side_b.files.iter().map(|(_, m)| m.size).sum(),
         ..DiffReport::default()
@@ -220,11 +224,12 @@ pub fn diff(store: &Store, a: &ModelSpec, b: &ModelSpec) -> Result<DiffReport> {
     report.transfer_bytes = needed.values().map(|&len| u64::from(len)).sum();
     let ids: Vec<ChunkId> = needed.keys().copied().collect();
     for batch in ids.chunks(4096) {
-        report.transfer_stored_bytes += store
+        report.transfer_stored_bytes += reader
+            .source()
             .locate(batch)?
             .iter()
             .flatten()
-            .map(|l| u64::from(l.stored_len))
+            .map(|p| u64::from(p.location.stored_len))
             .sum::<u64>();
     }
     Ok(report)

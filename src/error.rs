@@ -119,6 +119,18 @@ pub enum Error {
         /// The missing file.
         file: String,
     },
+    /// A folder model was named where one file is needed.
+    #[error(
+        "model {model}@{version} is a folder; name one of its files, e.g. {model}@{version}/{example}"
+    )]
+    IsAFolderModel {
+        /// The model.
+        model: String,
+        /// Its version.
+        version: String,
+        /// One of its files.
+        example: String,
+    },
     /// The version name is already taken.
     #[error("model {model:?} already has a version {version:?}; pick another with --version")]
     VersionExists {

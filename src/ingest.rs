@@ -399,7 +399,7 @@ impl<'s> Ingest<'s> {
     fn roll_back(&mut self) {
         self.sink.roll_back();
         for id in self.new_manifests.drain(..) {
-            let _ = self.store.remove_manifest(&id);
+            let _ = self.store.manifests().remove(&id);
         }
     }
 }
@@ -422,7 +422,7 @@ type Span = (Range<usize>, Option<crate::codec::Fields>);
 
 /// The segments chunked separately: the header and each tensor of a recognised model file (and
 /// the gaps between them), or the whole file.
-fn segments_of(len: usize, layout: Option<&FileLayout>) -> Vec<Segment> {
+pub(crate) fn segments_of(len: usize, layout: Option<&FileLayout>) -> Vec<Segment> {
     let Some(layout) = layout else {
         return vec![Segment {
             range: 0..len,
@@ -480,12 +480,12 @@ mod tests {
             let file = open_model(&store, "m");
             prop_assert_eq!(file.size(), len as u64);
             let mut whole = vec![0u8; len];
-            prop_assert_eq!(file.read_at(&store, 0, &mut whole).unwrap(), len);
+            prop_assert_eq!(file.read_at(0, &mut whole).unwrap(), len);
             prop_assert!(whole == bytes);
             for (offset, size) in reads {
                 let offset = if len == 0 { 0 } else { offset % (len as u64 + 10) };
                 let mut buf = vec![0u8; size];
-                let n = file.read_at(&store, offset, &mut buf).unwrap();
+                let n = file.read_at(offset, &mut buf).unwrap();
                 let start = (offset as usize).min(len);
                 let expected = &bytes[start..(start + size).min(len)];
                 prop_assert_eq!(&buf[..n], expected);

@@ -5,13 +5,17 @@
 //! - [`id`]: chunk, manifest, pack and store ids.
 //! - [`chunker`]: content-defined chunk boundaries (FastCDC).
 //! - [`codec`]: one chunk's compression choice, decoding, and verification against its id.
-//! - [`store`]: the store directory: packs, RocksDB index, manifests, registry, reading verified
-//!   chunks and files, `gc` and `scrub`.
+//! - [`store`]: the local store directory: packs, RocksDB index, manifests, registry, the one
+//!   stored-to-verified chunk function, `gc` and `scrub`.
+//! - [`source`]: the `Source` trait every place models are read from implements (a store; a union
+//!   of sources with stand-in reads and fill).
+//! - [`read`]: the read path over any source: files by offset, one chunk call, the decoded-chunk
+//!   cache.
 //! - [`modelfile`]: GGUF and safetensors headers → byte ranges of header and tensors.
 //! - [`ingest`]: `add` — files to chunks to packs to a committed registry entry.
 //! - [`vfs`]: the registry as an inode tree with `read_at`, independent of FUSE.
 //! - [`fuse`]: the kernel adapter over [`vfs`]; the only user of `fuser`.
-//! - [`mount`]: mount lifecycle helpers (mountpoint checks, unmounting).
+//! - [`mount`]: the mount's life cycle: validated config, serve loop, daemon, mount table.
 //! - [`stats`]: where the bytes of a store go, per model and version.
 //! - [`transfer`]: `import` from another store and `pack` a store for carrying.
 //! - [`diff`]: tensors that differ between two models, versions or files.
@@ -32,6 +36,8 @@ pub mod ingest;
 pub mod modelfile;
 pub mod mount;
 pub mod progress;
+pub mod read;
+pub mod source;
 pub mod stats;
 pub mod store;
 pub mod transfer;

@@ -20,7 +20,7 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// A new writable store in `dir` with small chunks and packs, so tests exercise many of each.
-pub fn small_store(dir: &Path) -> Store {
+pub fn small_store(dir: &Path) -> std::sync::Arc<Store> {
     let options = InitOptions {
         chunking: crate::format::config::ChunkingParams {
             min_size: 1024,
@@ -31,7 +31,7 @@ pub fn small_store(dir: &Path) -> Store {
         ..InitOptions::default()
     };
     Store::init(dir, options).unwrap();
-    Store::open(dir, Access::Write).unwrap()
+    std::sync::Arc::new(Store::open(dir, Access::Write).unwrap())
 }
 
 /// Adds `bytes` as the single-file model `model` (the input is written under `dir`).
@@ -46,21 +46,16 @@ pub fn add_model(store: &Store, dir: &Path, model: &str, bytes: &[u8]) -> crate:
     crate::ingest::add(store, &request, &crate::progress::Silent).unwrap()
 }
 
-/// Opens the newest version of the single-file model `model`.
-pub fn open_model(store: &Store, model: &str) -> crate::store::file::OpenFile {
-    let registry = store.registry().unwrap();
-    let (_, version) = crate::store::registry::resolve(&registry, model, None).unwrap();
-    crate::store::file::OpenFile::new(
-        model.into(),
-        store.manifest(&version.files[0].manifest).unwrap(),
-        Default::default(),
-    )
+/// Opens the newest version of the single-file model `model`, read through `store` alone.
+pub fn open_model(store: &std::sync::Arc<Store>, model: &str) -> crate::read::OpenFile {
+    let reader = crate::read::Reader::new(store.clone(), Default::default());
+    reader.open_file(&model.parse().unwrap()).unwrap()
 }
 
 /// All bytes of the newest version of the single-file model `model`.
-pub fn read_model(store: &Store, model: &str) -> Vec<u8> {
+pub fn read_model(store: &std::sync::Arc<Store>, model: &str) -> Vec<u8> {
     let file = open_model(store, model);
     let mut out = vec![0u8; file.size() as usize];
-    assert_eq!(file.read_at(store, 0, &mut out).unwrap(), out.len());
+    assert_eq!(file.read_at(0, &mut out).unwrap(), out.len());
     out
 }

@@ -9,7 +9,8 @@
 //! ```
 //! A file of the newest version is the same inode under both paths (two links), so the kernel
 //! caches its pages once. Inode numbers come from a table keyed by (model, version, path), so they
-//! stay stable for the life of the mount. `Vfs` is `Send + Sync`; `fuse` only translates calls.
+//! stay stable for the life of the mount. Inode numbers and handles are typed ([`Ino`], [`Fh`]).
+//! `Vfs` is `Send + Sync` and reads through a [`Reader`]; `fuse` only translates calls.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,12 +21,19 @@ use tracing::warn;
 use crate::error::{Error, Result};
 use crate::format::registry::{Layout, Registry, VersionEntry};
 use crate::id::ManifestId;
-use crate::store::Store;
-use crate::store::file::{OpenFile, VerifyPolicy};
+use crate::read::{OpenFile, Reader};
 use crate::store::registry::mounted_name;
 
+/// An inode number of the mounted tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ino(pub u64);
+
+/// A handle of an open file, from `open` to `release`; never reused while the mount runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fh(pub u64);
+
 /// Inode number of the root directory.
-pub const ROOT_INO: u64 = 1;
+pub const ROOT_INO: Ino = Ino(1);
 /// Name of the directory holding every version.
 pub const VERSIONS_DIR: &str = ".versions";
 
@@ -42,7 +50,7 @@ pub enum NodeKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeAttr {
     /// Inode number.
-    pub ino: u64,
+    pub ino: Ino,
     /// File or directory.
     pub kind: NodeKind,
     /// Size in bytes (0 for directories).
@@ -57,7 +65,7 @@ pub struct NodeAttr {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
     /// The entry's inode.
-    pub ino: u64,
+    pub ino: Ino,
     /// File or directory.
     pub kind: NodeKind,
     /// The entry's name.
@@ -67,8 +75,8 @@ pub struct DirEntry {
 #[derive(Debug)]
 enum NodeData {
     Dir {
-        parent: u64,
-        children: BTreeMap<String, u64>,
+        parent: Ino,
+        children: BTreeMap<String, Ino>,
     },
     File {
         manifest: ManifestId,
@@ -87,77 +95,70 @@ struct Node {
 /// The inode table for one registry generation.
 #[derive(Debug, Default)]
 struct Tree {
-    nodes: HashMap<u64, Node>,
+    nodes: HashMap<Ino, Node>,
 }
 
 /// Hands out inode numbers by key, so a rebuilt tree gives the same path the same number.
 #[derive(Debug)]
 struct InoTable {
-    by_key: HashMap<String, u64>,
+    by_key: HashMap<String, Ino>,
     next: u64,
 }
 
 impl InoTable {
-    fn ino(&mut self, key: String) -> u64 {
+    fn ino(&mut self, key: String) -> Ino {
         let next = &mut self.next;
         *self.by_key.entry(key).or_insert_with(|| {
             *next += 1;
-            *next
+            Ino(*next)
         })
     }
 }
 
 /// The mounted view of a store.
 pub struct Vfs {
-    store: Arc<Store>,
+    reader: Arc<Reader>,
     tree: RwLock<Tree>,
     inos: Mutex<InoTable>,
     /// Generation of the registry the tree was built from. Compared with the file's content, not
     /// its attributes, which network file systems cache (sshfs for 20 s by default).
     registry_generation: Mutex<Option<u64>>,
     /// Open handles by number; an entry lives from `open` to `release`.
-    handles: RwLock<HashMap<u64, Arc<OpenFile>>>,
+    handles: RwLock<HashMap<Fh, Arc<OpenFile>>>,
     next_handle: AtomicU64,
     /// Files open under any handle, by manifest, so concurrent opens of one file share its
     /// resolved chunk locations. Weak: the last `release` frees the table.
     open_files: Mutex<HashMap<ManifestId, Weak<OpenFile>>>,
-    verify: VerifyPolicy,
 }
 
 impl Vfs {
-    /// Builds the tree of the store's current registry.
-    pub fn new(store: Arc<Store>, verify: VerifyPolicy) -> Result<Vfs> {
+    /// Builds the tree of the current registry of `reader`'s source.
+    pub fn new(reader: Arc<Reader>) -> Result<Vfs> {
         let vfs = Vfs {
-            store,
+            reader,
             tree: RwLock::new(Tree::default()),
             inos: Mutex::new(InoTable {
                 by_key: HashMap::new(),
-                next: ROOT_INO,
+                next: ROOT_INO.0,
             }),
             registry_generation: Mutex::new(None),
             handles: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             open_files: Mutex::new(HashMap::new()),
-            verify,
         };
         vfs.reload()?;
         Ok(vfs)
     }
 
-    /// The store behind the view.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
     /// Re-reads the registry and rebuilds the tree; existing paths keep their inode numbers.
     /// The index is reopened too, so chunks of newly added models are found.
     pub fn reload(&self) -> Result<()> {
-        self.rebuild(self.store.registry()?)
+        self.rebuild(self.reader.source().registry()?)
     }
 
     /// Reloads if the registry changed since the last load; returns whether it did.
     pub fn reload_if_changed(&self) -> Result<bool> {
-        let registry = self.store.registry()?;
+        let registry = self.reader.source().registry()?;
         if *self
             .registry_generation
             .lock()
@@ -171,7 +172,7 @@ impl Vfs {
     }
 
     fn rebuild(&self, registry: Registry) -> Result<()> {
-        self.store.refresh_index()?;
+        self.reader.source().refresh()?;
         let tree = build_tree(
             &registry,
             &mut self.inos.lock().expect("inode table poisoned"),
@@ -184,22 +185,22 @@ impl Vfs {
         Ok(())
     }
 
-    fn with_node<T>(&self, ino: u64, f: impl FnOnce(&Tree, &Node) -> Result<T>) -> Result<T> {
+    fn with_node<T>(&self, ino: Ino, f: impl FnOnce(&Tree, &Node) -> Result<T>) -> Result<T> {
         let tree = self.tree.read().expect("tree lock poisoned");
         let node = tree
             .nodes
             .get(&ino)
-            .ok_or_else(|| Error::NoEntry(format!("inode {ino}")))?;
+            .ok_or_else(|| Error::NoEntry(format!("inode {}", ino.0)))?;
         f(&tree, node)
     }
 
     /// Attributes of `ino`.
-    pub fn getattr(&self, ino: u64) -> Result<NodeAttr> {
+    pub fn getattr(&self, ino: Ino) -> Result<NodeAttr> {
         self.with_node(ino, |_, node| Ok(attr(ino, node)))
     }
 
     /// Looks `name` up in directory `parent`.
-    pub fn lookup(&self, parent: u64, name: &str) -> Result<NodeAttr> {
+    pub fn lookup(&self, parent: Ino, name: &str) -> Result<NodeAttr> {
         self.with_node(parent, |tree, node| {
             let NodeData::Dir { children, .. } = &node.data else {
                 return Err(Error::NotADirectory);
@@ -212,7 +213,7 @@ impl Vfs {
     }
 
     /// Entries of directory `ino`, starting with `.` and `..`.
-    pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
+    pub fn readdir(&self, ino: Ino) -> Result<Vec<DirEntry>> {
         self.with_node(ino, |tree, node| {
             let NodeData::Dir { parent, children } = &node.data else {
                 return Err(Error::NotADirectory);
@@ -239,7 +240,7 @@ impl Vfs {
     }
 
     /// Opens file `ino` and returns a handle for [`Vfs::read`].
-    pub fn open(&self, ino: u64) -> Result<u64> {
+    pub fn open(&self, ino: Ino) -> Result<Fh> {
         let (manifest_id, label) = self.with_node(ino, |_, node| match &node.data {
             NodeData::File { manifest, label } => Ok((*manifest, label.clone())),
             NodeData::Dir { .. } => Err(Error::IsADirectory),
@@ -249,18 +250,15 @@ impl Vfs {
             match open_files.get(&manifest_id).and_then(Weak::upgrade) {
                 Some(file) => file,
                 None => {
-                    let file = Arc::new(OpenFile::new(
-                        label,
-                        self.store.manifest(&manifest_id)?,
-                        self.verify,
-                    ));
+                    let manifest = self.reader.source().manifest(&manifest_id)?;
+                    let file = Arc::new(self.reader.open(label, manifest));
                     open_files.retain(|_, weak| weak.strong_count() > 0);
                     open_files.insert(manifest_id, Arc::downgrade(&file));
                     file
                 }
             }
         };
-        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let handle = Fh(self.next_handle.fetch_add(1, Ordering::Relaxed));
         self.handles
             .write()
             .expect("handle table poisoned")
@@ -270,19 +268,19 @@ impl Vfs {
 
     /// Reads into `dst` at `offset` through `handle`; returns the bytes read, fewer than
     /// `dst.len()` only at the end of the file.
-    pub fn read(&self, handle: u64, offset: u64, dst: &mut [u8]) -> Result<usize> {
+    pub fn read(&self, handle: Fh, offset: u64, dst: &mut [u8]) -> Result<usize> {
         let file = self
             .handles
             .read()
             .expect("handle table poisoned")
             .get(&handle)
             .cloned();
-        let file = file.ok_or(Error::StaleHandle(handle))?;
-        file.read_at(&self.store, offset, dst)
+        let file = file.ok_or(Error::StaleHandle(handle.0))?;
+        file.read_at(offset, dst)
     }
 
     /// Closes `handle`.
-    pub fn release(&self, handle: u64) {
+    pub fn release(&self, handle: Fh) {
         self.handles
             .write()
             .expect("handle table poisoned")
@@ -297,7 +295,7 @@ fn kind(node: &Node) -> NodeKind {
     }
 }
 
-fn attr(ino: u64, node: &Node) -> NodeAttr {
+fn attr(ino: Ino, node: &Node) -> NodeAttr {
     NodeAttr {
         ino,
         kind: kind(node),
@@ -357,7 +355,7 @@ struct TreeBuilder<'a> {
 }
 
 impl TreeBuilder<'_> {
-    fn add_dir(&mut self, ino: u64, parent: u64, mtime_unix: u64) {
+    fn add_dir(&mut self, ino: Ino, parent: Ino, mtime_unix: u64) {
         self.tree.nodes.entry(ino).or_insert(Node {
             data: NodeData::Dir {
                 parent,
@@ -370,7 +368,7 @@ impl TreeBuilder<'_> {
     }
 
     /// Links `name` → `child` in directory `parent`; the first claimant of a name keeps it.
-    fn link(&mut self, parent: u64, name: &str, child: u64) -> bool {
+    fn link(&mut self, parent: Ino, name: &str, child: Ino) -> bool {
         let Some(Node {
             data: NodeData::Dir { children, .. },
             ..
@@ -390,7 +388,7 @@ impl TreeBuilder<'_> {
     }
 
     /// The directory `name` under `parent`, created if needed; `path` keys its inode number.
-    fn dir(&mut self, parent: u64, name: &str, path: String, mtime_unix: u64) -> u64 {
+    fn dir(&mut self, parent: Ino, name: &str, path: String, mtime_unix: u64) -> Ino {
         if let Some(NodeData::Dir { children, .. }) = self.tree.nodes.get(&parent).map(|n| &n.data)
             && let Some(&existing) = children.get(name)
         {
@@ -404,7 +402,7 @@ impl TreeBuilder<'_> {
 
     /// Places a version's files under `dir`: the single file as `NAME.EXT`, or the folder as `NAME/`
     /// (at the root) or as the version directory's contents (under `.versions`).
-    fn add_version(&mut self, dir: u64, model: &str, version: &VersionEntry, dir_path: &str) {
+    fn add_version(&mut self, dir: Ino, model: &str, version: &VersionEntry, dir_path: &str) {
         let (base, base_path) = match (version.layout, dir == ROOT_INO) {
             (Layout::Dir, true) => (
                 self.dir(ROOT_INO, model, format!("/{model}"), version.added_unix),
@@ -446,5 +444,162 @@ impl TreeBuilder<'_> {
             });
             node.nlink += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::registry::{FileEntry, ModelEntry};
+    use crate::read::ReadOptions;
+    use crate::store::Store;
+    use crate::testutil::{add_model, random_bytes, small_store};
+
+    fn vfs_of(store: &Arc<Store>) -> Vfs {
+        Vfs::new(Reader::new(store.clone(), ReadOptions::default())).unwrap()
+    }
+
+    /// The node at `path` (`/`-separated, from the root).
+    fn at(vfs: &Vfs, path: &str) -> NodeAttr {
+        path.split('/').filter(|p| !p.is_empty()).fold(
+            vfs.getattr(ROOT_INO).unwrap(),
+            |dir, name| {
+                vfs.lookup(dir.ino, name)
+                    .unwrap_or_else(|e| panic!("{path}: {e}"))
+            },
+        )
+    }
+
+    fn names(vfs: &Vfs, path: &str) -> Vec<String> {
+        vfs.readdir(at(vfs, path).ino)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    }
+
+    #[test]
+    fn newest_versions_at_the_top_and_every_version_under_dot_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir.path().join("store"));
+        add_model(&store, dir.path(), "m", &random_bytes(1, 50_000));
+        add_model(&store, dir.path(), "m", &random_bytes(2, 60_000));
+        let folder = dir.path().join("folder");
+        std::fs::create_dir_all(folder.join("sub")).unwrap();
+        std::fs::write(folder.join("config.json"), b"{}").unwrap();
+        std::fs::write(folder.join("sub/w.bin"), random_bytes(3, 10_000)).unwrap();
+        let request = crate::ingest::AddRequest {
+            model: "f".into(),
+            version: None,
+            source: folder,
+        };
+        crate::ingest::add(&store, &request, &crate::progress::Silent).unwrap();
+
+        let vfs = vfs_of(&store);
+        assert_eq!(names(&vfs, "/"), [".", "..", ".versions", "f", "m.bin"]);
+        assert_eq!(names(&vfs, "/.versions/m"), [".", "..", "v1", "v2"]);
+        assert_eq!(names(&vfs, "/f"), [".", "..", "config.json", "sub"]);
+        assert_eq!(names(&vfs, "/.versions/f/v1/sub"), [".", "..", "w.bin"]);
+        let top = at(&vfs, "/m.bin");
+        assert_eq!(
+            top,
+            at(&vfs, "/.versions/m/v2/m.bin"),
+            "one inode, two paths"
+        );
+        assert_eq!((top.nlink, top.size, top.kind), (2, 60_000, NodeKind::File));
+        assert_eq!(at(&vfs, "/.versions/m/v1/m.bin").nlink, 1);
+        assert_eq!(at(&vfs, "/f/sub/w.bin").size, 10_000);
+        assert!(matches!(
+            vfs.lookup(top.ino, "x"),
+            Err(Error::NotADirectory)
+        ));
+        assert!(matches!(
+            vfs.lookup(ROOT_INO, "absent"),
+            Err(Error::NoEntry(_))
+        ));
+    }
+
+    #[test]
+    fn the_first_model_claiming_a_name_keeps_it() {
+        let file = |path: &str| FileEntry {
+            path: path.into(),
+            size: 1,
+            manifest: ManifestId::of(path.as_bytes()),
+        };
+        let version = |layout, files| VersionEntry {
+            version: "v1".into(),
+            added_unix: 0,
+            layout,
+            files,
+        };
+        let mut registry = Registry::default();
+        // "x" shows as `x.gguf`; a folder model named "x.gguf" claims the same name after it.
+        registry.models.insert(
+            "x".into(),
+            ModelEntry {
+                versions: vec![version(Layout::File, vec![file("x.gguf")])],
+            },
+        );
+        registry.models.insert(
+            "x.gguf".into(),
+            ModelEntry {
+                versions: vec![version(Layout::Dir, vec![file("a.json")])],
+            },
+        );
+        let mut inos = InoTable {
+            by_key: HashMap::new(),
+            next: ROOT_INO.0,
+        };
+        let tree = build_tree(&registry, &mut inos);
+        let NodeData::Dir { children, .. } = &tree.nodes[&ROOT_INO].data else {
+            panic!("root is a directory");
+        };
+        let claimed = &tree.nodes[&children["x.gguf"]];
+        assert!(
+            matches!(claimed.data, NodeData::File { .. }),
+            "the model sorted first keeps the name"
+        );
+        // Both models stay reachable under .versions.
+        assert_eq!(children.len(), 2);
+    }
+
+    #[test]
+    fn inode_numbers_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir.path().join("store"));
+        add_model(&store, dir.path(), "a", &random_bytes(4, 20_000));
+        let vfs = vfs_of(&store);
+        let before = (at(&vfs, "/a.bin"), at(&vfs, "/.versions/a"));
+        add_model(&store, dir.path(), "b", &random_bytes(5, 20_000));
+        add_model(&store, dir.path(), "a", &random_bytes(6, 20_000));
+        assert!(vfs.reload_if_changed().unwrap());
+        assert!(!vfs.reload_if_changed().unwrap(), "nothing changed since");
+        assert_eq!(at(&vfs, "/.versions/a/v1/a.bin").ino, before.0.ino);
+        assert_eq!(at(&vfs, "/.versions/a").ino, before.1.ino);
+        assert_ne!(at(&vfs, "/a.bin").ino, before.0.ino, "a.bin is v2 now");
+        assert_eq!(at(&vfs, "/b.bin").size, 20_000);
+    }
+
+    #[test]
+    fn handles_read_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir.path().join("store"));
+        let bytes = random_bytes(7, 100_000);
+        add_model(&store, dir.path(), "m", &bytes);
+        let vfs = vfs_of(&store);
+        let ino = at(&vfs, "/m.bin").ino;
+        assert!(matches!(vfs.open(ROOT_INO), Err(Error::IsADirectory)));
+        let (first, second) = (vfs.open(ino).unwrap(), vfs.open(ino).unwrap());
+        assert_ne!(first, second, "handles are never reused");
+        let mut buf = vec![0u8; 70_000];
+        assert_eq!(vfs.read(first, 50_000, &mut buf).unwrap(), 50_000);
+        assert_eq!(&buf[..50_000], &bytes[50_000..]);
+        vfs.release(first);
+        assert!(matches!(
+            vfs.read(first, 0, &mut buf),
+            Err(Error::StaleHandle(_))
+        ));
+        assert_eq!(vfs.read(second, 0, &mut buf[..10]).unwrap(), 10);
+        assert_eq!(&buf[..10], &bytes[..10]);
     }
 }

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit and property tests, and integration tests that mount FUSE for
-# real (run as root, with /dev/fuse). One release build serves the binary and the tests.
+# Runs the whole test suite: style checks (rustfmt, clippy with warnings as errors), unit and
+# property tests, and integration tests that mount FUSE for real (run as root, with /dev/fuse).
+# One release build serves the binary, the tests and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The portable-store tests also write exFAT and FAT images and mount them through FUSE drivers;
 # the shared-store test serves a store over sshfs from an sshd on loopback.
 tools/setup-deps.sh exfatprogs exfat-fuse dosfstools fusefat sshfs openssh-server
+for component in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
+cargo fmt --all -- --check
+cargo clippy --release --all-targets -- -D warnings
 cargo test --release --all-targets "$@"

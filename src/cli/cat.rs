@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use modelfs::Access;
-use modelfs::format::registry::Layout;
-use modelfs::store::file::{OpenFile, VerifyPolicy};
-use modelfs::store::registry::{ModelSpec, resolve};
+use modelfs::read::{ReadOptions, Reader, VerifyPolicy};
+use modelfs::store::registry::ModelSpec;
 
 use super::open_store;
 
@@ -21,40 +21,18 @@ pub struct Args {
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let spec: ModelSpec = args.spec.parse()?;
     let store = open_store(store_dir, Access::Read)?;
-    let registry = store.registry()?;
-    let (_, version) = resolve(&registry, &spec.model, spec.version.as_deref())?;
-    let file = match (&spec.file, version.layout) {
-        (Some(path), _) => version
-            .files
-            .iter()
-            .find(|f| &f.path == path)
-            .ok_or_else(|| modelfs::Error::UnknownFile {
-                model: spec.model.clone(),
-                version: version.version.clone(),
-                file: path.clone(),
-            })?,
-        (None, Layout::File) => &version.files[0],
-        (None, Layout::Dir) => bail!(
-            "model {}@{} is a folder; name one of its files, e.g. {}/{}",
-            spec.model,
-            version.version,
-            args.spec,
-            version.files[0].path
-        ),
+    let options = ReadOptions {
+        verify: VerifyPolicy::EveryRead,
+        ..ReadOptions::default()
     };
-    let label = format!("{}@{}/{}", spec.model, version.version, file.path);
-    let open = OpenFile::new(
-        label.clone(),
-        store.manifest(&file.manifest)?,
-        VerifyPolicy::EveryRead,
-    );
+    let open = Reader::new(Arc::new(store), options).open_file(&spec)?;
     let mut stdout = std::io::stdout().lock();
     let mut buf = vec![0u8; 4 << 20];
     let mut offset = 0;
     while offset < open.size() {
         let n = open
-            .read_at(&store, offset, &mut buf)
-            .with_context(|| format!("cannot read {label} at byte {offset}"))?;
+            .read_at(offset, &mut buf)
+            .with_context(|| format!("cannot read {} at byte {offset}", open.label()))?;
         stdout.write_all(&buf[..n])?;
         offset += n as u64;
     }

@@ -8,6 +8,8 @@ use modelfs::diff::{TensorChange, diff};
 use modelfs::store::registry::ModelSpec;
 
 use super::{human_bytes, open_store};
+use modelfs::read::{ReadOptions, Reader, VerifyPolicy};
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,7 +25,11 @@ pub struct Args {
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let (a, b): (ModelSpec, ModelSpec) = (args.a.parse()?, args.b.parse()?);
     let store = open_store(store_dir, Access::Read)?;
-    let report = diff(&store, &a, &b)?;
+    let options = ReadOptions {
+        verify: VerifyPolicy::EveryRead,
+        ..ReadOptions::default()
+    };
+    let report = diff(&Reader::new(Arc::new(store), options), &a, &b)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);

@@ -96,7 +96,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store_dir = match cli.store {
         Some(dir) => dir,
-        None => default_store_dir()
+        None => modelfs::store::paths::default_store_dir()
             .context("cannot find a home directory for the default store; pass --store DIR")?,
     };
     match cli.command {
@@ -116,17 +116,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(&store_dir, args),
         Command::Index(command) => index::run(&store_dir, command),
     }
-}
-
-/// `$XDG_DATA_HOME/modelfs`, or `~/.local/share/modelfs`.
-fn default_store_dir() -> Option<PathBuf> {
-    let data_home = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
-        })?;
-    Some(data_home.join("modelfs"))
 }
 
 /// Opens the store with a message that names it.

@@ -146,7 +146,53 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::unhex;
     use proptest::prelude::*;
+
+    const GOLDEN: &str = "
+        4d46534d414e4900                    # magic MFSMANI\0
+        01000000                            # version 1
+        00000000                            # reserved
+        2c01000000000000                    # file size 300
+        1111111111111111111111111111111111111111111111111111111111111111    # blake3
+        2222222222222222222222222222222222222222222222222222222222222222    # sha256
+        0200000000000000                    # 2 chunks
+        0000000000000000 64000000           # at 0, 100 bytes
+        3333333333333333333333333333333333333333333333333333333333333333
+        6400000000000000 c8000000           # at 100, 200 bytes
+        4444444444444444444444444444444444444444444444444444444444444444
+    ";
+
+    const GOLDEN_ID: &str = "7fb2e80d5b126c540080a78643f1b308c91d60454ee308d4e5464c7350ff8728";
+
+    #[test]
+    fn golden_bytes() {
+        let manifest = Manifest {
+            size: 300,
+            blake3: [0x11; 32],
+            sha256: [0x22; 32],
+            chunks: vec![
+                ChunkRef {
+                    offset: 0,
+                    len: 100,
+                    id: ChunkId([0x33; 32]),
+                },
+                ChunkRef {
+                    offset: 100,
+                    len: 200,
+                    id: ChunkId([0x44; 32]),
+                },
+            ],
+        };
+        let golden = unhex(GOLDEN);
+        assert_eq!(manifest.encode(), golden);
+        let id = ManifestId::of(&golden);
+        assert_eq!(id.to_hex(), GOLDEN_ID);
+        assert_eq!(
+            Manifest::decode(&GOLDEN_ID.parse().unwrap(), &golden),
+            Ok(manifest)
+        );
+    }
 
     fn manifest_from_lengths(lengths: &[u32]) -> Manifest {
         let mut offset = 0;

@@ -1,12 +1,15 @@
 //! On-disk layouts of a modelfs store, kept apart from the code that walks them.
 //!
-//! Owns the magic numbers, version constants and byte layouts of every file a store holds:
-//! the store config ([`config`]), pack files ([`pack`]), file manifests ([`manifest`]) and the
-//! registry ([`registry`]). Everything here encodes to and decodes from bytes or `Read`/`Write`;
-//! nothing opens files, touches RocksDB or knows where a file lives (that is `store`).
-//! `docs/FORMAT.md` describes the same layouts byte by byte.
+//! Owns the magic numbers, version constants, version checks and byte layouts of every file a
+//! store holds: the store config ([`config`]), pack files ([`pack`]) and the grouped payload of a
+//! pack record ([`grouped`]), file manifests ([`manifest`]) and the registry ([`registry`]).
+//! Everything here encodes to and decodes from bytes; nothing opens files, touches RocksDB or
+//! knows where a file lives (that is `store`). Each module pins its encoding with golden-byte
+//! tests, so a format change shows up as a reviewed diff. `docs/FORMAT.md` describes the same
+//! layouts byte by byte.
 
 pub mod config;
+pub mod grouped;
 pub mod manifest;
 pub mod pack;
 pub mod registry;
@@ -74,4 +77,40 @@ impl<'a> LeReader<'a> {
     pub(crate) fn remaining(&self) -> usize {
         self.bytes.len()
     }
+
+    /// The bytes not yet read.
+    pub(crate) fn rest(self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// The version of a JSON layout: its `version` field, 0 (rejected by [`check_version`]) if
+/// missing or not an integer, saturated so a huge version still reads as newer.
+fn json_version(value: &serde_json::Value) -> u32 {
+    value
+        .get("version")
+        .and_then(|v| v.as_u64())
+        .map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// Bytes from annotated hex, for golden tests: whitespace is ignored and `#` starts a comment
+/// that runs to the end of the line.
+#[cfg(test)]
+pub(crate) fn unhex(annotated: &str) -> Vec<u8> {
+    let digits: String = annotated
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or_default())
+        .flat_map(|line| line.chars().filter(|c| !c.is_whitespace()))
+        .collect();
+    assert!(digits.len().is_multiple_of(2), "odd number of hex digits");
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
+
+/// Lowercase hex of `bytes`, for golden tests.
+#[cfg(test)]
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

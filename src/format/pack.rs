@@ -41,8 +41,8 @@ pub enum Codec {
     Raw = 0,
     /// The payload is a zstd frame of the chunk's bytes.
     Zstd = 1,
-    /// The chunk's bytes split into byte planes (byte `j` of every value in plane `j`), each plane
-    /// raw or zstd (pack version 2); see `codec` and docs/FORMAT.md.
+    /// The chunk's fixed-size records split field by field into planes, each plane raw or zstd
+    /// (pack version 2); layout in [`super::grouped`].
     Grouped = 2,
 }
 
@@ -230,7 +230,104 @@ impl Trailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::{hex, unhex};
     use proptest::prelude::*;
+
+    const GOLDEN_HEADER: &str = "
+        4d46535041434b00                    # magic MFSPACK\0
+        02000000                            # version 2
+        00000000                            # reserved
+        101112131415161718191a1b1c1d1e1f    # pack id
+    ";
+
+    const GOLDEN_RECORD: &str = "
+        202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f    # chunk id
+        02 000000                           # codec 2 (grouped), reserved
+        56341200                            # raw_len 0x123456
+        45230100                            # stored_len 0x12345
+        00000000                            # reserved
+    ";
+
+    const GOLDEN_TABLE: &str = "
+        aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa    # 1: chunk id
+        00 000000 64000000 64000000 00000000                                # raw, 100, 100
+        2000000000000000                                                    # at offset 32
+        202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f    # 2: chunk id
+        02 000000 56341200 45230100 00000000                                # grouped
+        b400000000000000                                                    # at offset 180
+    ";
+
+    const GOLDEN_TRAILER: &str = "
+        TABLE_HASH                          # blake3 of the table
+        2924010000000000                    # table offset 74793
+        0200000000000000                    # 2 entries
+        4d465350454e4400                    # magic MFSPEND\0
+    ";
+
+    fn golden_record() -> RecordHeader {
+        RecordHeader {
+            chunk_id: ChunkId(std::array::from_fn(|i| 0x20 + i as u8)),
+            codec: Codec::Grouped,
+            raw_len: 0x12_3456,
+            stored_len: 0x1_2345,
+        }
+    }
+
+    #[test]
+    fn golden_header_and_record() {
+        let header = PackHeader {
+            version: 2,
+            pack_id: PackId(std::array::from_fn(|i| 0x10 + i as u8)),
+        };
+        assert_eq!(header.encode().to_vec(), unhex(GOLDEN_HEADER));
+        assert_eq!(PackHeader::decode(&unhex(GOLDEN_HEADER)), Some(header));
+        assert_eq!(golden_record().encode().to_vec(), unhex(GOLDEN_RECORD));
+        assert_eq!(
+            RecordHeader::decode(&unhex(GOLDEN_RECORD)),
+            Some(golden_record())
+        );
+        assert_eq!(golden_record().record_len(), 48 + 0x1_2345);
+    }
+
+    #[test]
+    fn golden_table_and_trailer() {
+        let first = RecordHeader {
+            chunk_id: ChunkId([0xaa; 32]),
+            codec: Codec::Raw,
+            raw_len: 100,
+            stored_len: 100,
+        };
+        let entries = [
+            TableEntry {
+                header: first,
+                offset: HEADER_LEN as u64,
+            },
+            TableEntry {
+                header: golden_record(),
+                offset: HEADER_LEN as u64 + first.record_len(),
+            },
+        ];
+        let table = encode_table(&entries);
+        assert_eq!(table, unhex(GOLDEN_TABLE));
+        assert_eq!(decode_table(&table).unwrap(), entries);
+
+        let table_hash = *blake3::hash(&table).as_bytes();
+        assert_eq!(hex(&table_hash), GOLDEN_TABLE_HASH);
+        let trailer = Trailer {
+            table_hash,
+            table_offset: entries[1].offset + golden_record().record_len(),
+            entry_count: 2,
+        };
+        let golden = unhex(&GOLDEN_TRAILER.replace("TABLE_HASH", GOLDEN_TABLE_HASH));
+        assert_eq!(trailer.encode().to_vec(), golden);
+        assert_eq!(Trailer::decode(&golden), Some(trailer));
+        let pack_len = trailer.table_offset + table.len() as u64 + TRAILER_LEN as u64;
+        assert!(trailer.fits(pack_len));
+        assert!(!trailer.fits(pack_len + 1));
+    }
+
+    const GOLDEN_TABLE_HASH: &str =
+        "a077702280909ed25bb50b3b26d9392d552faaf6f62e10f453966d1919002d58";
 
     fn arb_header() -> impl Strategy<Value = RecordHeader> {
         (

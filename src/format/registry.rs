@@ -2,12 +2,16 @@
 //!
 //! Owns the serde structs of the registry file. The registry is the store's commit point: a model
 //! exists once the registry naming it has been atomically renamed into place. Name rules and the
-//! read-modify-write cycle live in `store::registry`.
+//! read-modify-write cycle (bumping the generation) live in `store::registry`. [`decode`] checks
+//! the tag and the version before anything else, so a registry from a newer modelfs is reported
+//! as newer, not corrupt.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::id::ManifestId;
 
 /// Value of the `format` field.
@@ -78,4 +82,160 @@ pub struct FileEntry {
     pub size: u64,
     /// The file's manifest.
     pub manifest: ManifestId,
+}
+
+/// Decodes the registry read from `path` (named in errors): checks the `format` tag, then the
+/// version (so a registry written by a newer modelfs gives [`Error::NewerFormat`] even if its
+/// other fields changed), then decodes the rest.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Registry> {
+    let invalid =
+        |e: serde_json::Error| Error::corrupt(path, format!("registry is not valid: {e}"));
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(REGISTRY_FORMAT_TAG) {
+        return Err(Error::corrupt(path, "not a modelfs registry"));
+    }
+    let version = super::json_version(&value);
+    super::check_version("registry", path, version, REGISTRY_FORMAT_VERSION)?;
+    serde_json::from_value(value).map_err(invalid)
+}
+
+/// Encodes a registry as pretty-printed JSON (two-space indent, fields in declaration order,
+/// models sorted by name). The caller sets the version and generation.
+pub fn encode(registry: &Registry) -> Vec<u8> {
+    serde_json::to_vec_pretty(registry).expect("a Registry always serializes to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOLDEN: &str = r#"{
+  "format": "modelfs-registry",
+  "version": 1,
+  "generation": 7,
+  "models": {
+    "llama": {
+      "versions": [
+        {
+          "version": "v1",
+          "added_unix": 1700000000,
+          "layout": "file",
+          "files": [
+            {
+              "path": "llama.gguf",
+              "size": 4096,
+              "manifest": "0101010101010101010101010101010101010101010101010101010101010101"
+            }
+          ]
+        }
+      ]
+    },
+    "minilm": {
+      "versions": [
+        {
+          "version": "v1",
+          "added_unix": 1700000100,
+          "layout": "dir",
+          "files": [
+            {
+              "path": "config.json",
+              "size": 12,
+              "manifest": "0202020202020202020202020202020202020202020202020202020202020202"
+            },
+            {
+              "path": "onnx/model.onnx",
+              "size": 0,
+              "manifest": "0303030303030303030303030303030303030303030303030303030303030303"
+            }
+          ]
+        }
+      ]
+    }
+  }
+}"#;
+
+    fn golden() -> Registry {
+        let file = |path: &str, size, byte| FileEntry {
+            path: path.to_owned(),
+            size,
+            manifest: ManifestId([byte; 32]),
+        };
+        let model = |added_unix, layout, files| ModelEntry {
+            versions: vec![VersionEntry {
+                version: "v1".to_owned(),
+                added_unix,
+                layout,
+                files,
+            }],
+        };
+        let mut registry = Registry {
+            generation: 7,
+            ..Registry::default()
+        };
+        // Inserted out of order: the encoding sorts models by name.
+        registry.models.insert(
+            "minilm".to_owned(),
+            model(
+                1_700_000_100,
+                Layout::Dir,
+                vec![file("config.json", 12, 2), file("onnx/model.onnx", 0, 3)],
+            ),
+        );
+        registry.models.insert(
+            "llama".to_owned(),
+            model(
+                1_700_000_000,
+                Layout::File,
+                vec![file("llama.gguf", 4096, 1)],
+            ),
+        );
+        registry
+    }
+
+    fn path() -> &'static Path {
+        Path::new("/store/registry.json")
+    }
+
+    #[test]
+    fn golden_text() {
+        assert_eq!(String::from_utf8(encode(&golden())).unwrap(), GOLDEN);
+        assert_eq!(decode(path(), GOLDEN.as_bytes()).unwrap(), golden());
+        let empty = Registry::default();
+        assert_eq!(
+            String::from_utf8(encode(&empty)).unwrap(),
+            "{\n  \"format\": \"modelfs-registry\",\n  \"version\": 1,\n  \"generation\": 0,\n  \"models\": {}\n}"
+        );
+    }
+
+    #[test]
+    fn a_newer_registry_is_newer_even_with_changed_fields() {
+        let newer = r#"{"format": "modelfs-registry", "version": 99, "generation": "x", "models": [], "tags": {}}"#;
+        match decode(path(), newer.as_bytes()) {
+            Err(Error::NewerFormat {
+                what: "registry",
+                found: 99,
+                supported: REGISTRY_FORMAT_VERSION,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_tag_bad_json_and_bad_fields_are_corrupt() {
+        let reason = |bytes: &[u8]| match decode(path(), bytes) {
+            Err(Error::Corrupt { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        let wrong_tag = GOLDEN.replace("modelfs-registry", "modelfs-store");
+        assert_eq!(reason(wrong_tag.as_bytes()), "not a modelfs registry");
+        assert_eq!(reason(b"[]"), "not a modelfs registry");
+        assert_eq!(
+            reason(GOLDEN.replace(r#""version": 1,"#, "").as_bytes()),
+            "registry has version 0"
+        );
+        assert!(reason(b"{").starts_with("registry is not valid: "));
+        let bad_layout = GOLDEN.replace(r#""layout": "dir""#, r#""layout": "tree""#);
+        assert!(reason(bad_layout.as_bytes()).starts_with("registry is not valid: "));
+    }
 }

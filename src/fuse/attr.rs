@@ -31,7 +31,7 @@ pub fn file_attr(attr: &NodeAttr, uid: u32, gid: u32) -> FileAttr {
         NodeKind::File => (FileType::RegularFile, 0o444),
     };
     FileAttr {
-        ino: INodeNo(attr.ino),
+        ino: INodeNo(attr.ino.0),
         size: attr.size,
         blocks: attr.size.div_ceil(512),
         atime: time,

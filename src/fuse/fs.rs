@@ -12,7 +12,7 @@ use tracing::debug;
 
 use super::attr::{ENTRY_TTL, attr_ttl, errno, file_attr};
 use crate::error::Result;
-use crate::vfs::{NodeAttr, NodeKind, Vfs};
+use crate::vfs::{Fh, Ino, NodeAttr, NodeKind, Vfs};
 
 /// Largest read the kernel is asked to send (it needs the mount's bdi readahead raised to use it).
 const MAX_READAHEAD: u32 = 1 << 20;
@@ -65,13 +65,13 @@ impl Filesystem for ModelFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match name_str(name) {
-            Ok(name) => self.reply_entry(self.vfs.lookup(parent.0, name), reply),
+            Ok(name) => self.reply_entry(self.vfs.lookup(Ino(parent.0), name), reply),
             Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.vfs.getattr(ino.0) {
+        match self.vfs.getattr(Ino(ino.0)) {
             Ok(attr) => reply.attr(&attr_ttl(attr.kind), &file_attr(&attr, self.uid, self.gid)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -82,8 +82,8 @@ impl Filesystem for ModelFs {
             return reply.error(Errno::EROFS);
         }
         // An inode's content never changes, so pages cached by an earlier open stay valid.
-        match self.vfs.open(ino.0) {
-            Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::FOPEN_KEEP_CACHE),
+        match self.vfs.open(Ino(ino.0)) {
+            Ok(handle) => reply.opened(FileHandle(handle.0), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -105,7 +105,7 @@ impl Filesystem for ModelFs {
             if buf.len() < size as usize {
                 buf.resize(size as usize, 0);
             }
-            match self.vfs.read(fh.0, offset, &mut buf[..size as usize]) {
+            match self.vfs.read(Fh(fh.0), offset, &mut buf[..size as usize]) {
                 Ok(n) => reply.data(&buf[..n]),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -122,12 +122,12 @@ impl Filesystem for ModelFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.vfs.release(fh.0);
+        self.vfs.release(Fh(fh.0));
         reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.vfs.getattr(ino.0) {
+        match self.vfs.getattr(Ino(ino.0)) {
             Ok(attr) if attr.kind == NodeKind::Dir => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
@@ -144,14 +144,14 @@ impl Filesystem for ModelFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        match self.vfs.readdir(ino.0) {
+        match self.vfs.readdir(Ino(ino.0)) {
             Ok(entries) => {
                 for (i, entry) in entries.iter().enumerate().skip(offset as usize) {
                     let kind = match entry.kind {
                         NodeKind::Dir => FileType::Directory,
                         NodeKind::File => FileType::RegularFile,
                     };
-                    if reply.add(INodeNo(entry.ino), (i + 1) as u64, kind, &entry.name) {
+                    if reply.add(INodeNo(entry.ino.0), (i + 1) as u64, kind, &entry.name) {
                         break;
                     }
                 }

@@ -3,8 +3,8 @@
 //! Owns [`FileLayout`] and [`detect`], which parses a file's header (never trusting it: offsets
 //! past the end, overlaps, absurd counts or unknown versions make it give up) and returns the byte
 //! ranges of the header and of every tensor, with their element types. Ingest cuts chunk
-//! boundaries at these ranges so an unchanged tensor maps to the same chunks in any file; the read
-//! path uses them to prefetch whole tensors. Anything not recognised is `None`: plain chunking.
+//! boundaries at these ranges so an unchanged tensor maps to the same chunks in any file, and
+//! `diff` compares files tensor by tensor. Anything not recognised is `None`: plain chunking.
 
 mod gguf;
 mod safetensors;
@@ -169,4 +169,4 @@ impl<'a> Cursor<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

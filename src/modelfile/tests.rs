@@ -26,6 +26,7 @@ pub(crate) fn gguf_bytes(tensors: &[(&str, u64, u32)]) -> Vec<u8> {
         let size = match ggml_type {
             0 => elements * 4,
             8 => elements / 32 * 34,
+            12 => elements / 256 * 144,
             _ => elements * 2,
         };
         sizes.push(size);

@@ -4,18 +4,19 @@
 //! copied, verified, into new packs) and then dropped. Order keeps every step crash-safe and keeps
 //! running mounts working: new packs are sealed and indexed before old ones leave the index, and an
 //! old pack leaves the index before its file is deleted. A reader that still holds an old pack open
-//! keeps reading it; one that does not looks the chunk up again (`store::file`).
+//! keeps reading it; one that does not looks the chunk up again (`read`).
 
 use std::collections::HashSet;
 
 use tracing::{info, warn};
 
 use crate::error::{IoContext, Result};
-use crate::format::pack::{RECORD_HEADER_LEN, TableEntry};
+use crate::format::pack::TableEntry;
 use crate::id::{ChunkId, PackId};
+use crate::store::Store;
 use crate::store::pack::pack_path;
+use crate::store::recovery::pack_entries;
 use crate::store::sink::PackSink;
-use crate::store::{Store, pack_entries};
 
 /// A pack is rewritten when less than this share (in percent) of its bytes is live.
 const REWRITE_BELOW_LIVE_PERCENT: u64 = 50;
@@ -55,9 +56,9 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     for id in &live_manifests {
         live_chunks.extend(store.manifest(id)?.chunks.iter().map(|c| c.id));
     }
-    for id in store.manifest_ids()? {
+    for id in store.manifests().ids()? {
         if !live_manifests.contains(&id) {
-            store.remove_manifest(&id)?;
+            store.manifests().remove(&id)?;
             report.manifests_removed += 1;
         }
     }
@@ -95,15 +96,20 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     }
 
     let mut sink = PackSink::new(store)?;
-    let mut record = Vec::new();
+    let (mut decoded, mut payload) = (Vec::new(), Vec::new());
     let mut skipped: HashSet<PackId> = HashSet::new();
     for (pack, live) in &to_copy {
         // Verify the whole pack's live records first, so a damaged pack is kept as it is.
         let mut copies = Vec::with_capacity(live.len());
         for entry in live {
             let location = crate::store::index::Location::of_entry(*pack, entry);
-            match store.read_verified_record(&entry.header.chunk_id, &location, &mut record) {
-                Ok(header) => copies.push((header, record[RECORD_HEADER_LEN..].to_vec())),
+            match store.read_record(
+                &entry.header.chunk_id,
+                &location,
+                &mut decoded,
+                &mut payload,
+            ) {
+                Ok(header) => copies.push((header, payload.clone())),
                 Err(e) => {
                     warn!(%pack, chunk = %entry.header.chunk_id, error = %e, "damaged chunk; leaving the pack as it is");
                     skipped.insert(*pack);

@@ -12,13 +12,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::format::pack::{
     self, HEADER_LEN, PACK_FORMAT_VERSION, PackHeader, RECORD_HEADER_LEN, RecordHeader,
     TRAILER_LEN, TableEntry, Trailer,
 };
 use crate::id::{PackId, random_bytes};
+use crate::store::chunk::{self, Check};
 use crate::store::fsutil::fsync_dir;
 use crate::store::index::Location;
 
@@ -216,7 +216,7 @@ pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
     file.seek(SeekFrom::Start(HEADER_LEN as u64)).at(path)?;
     let mut reader = std::io::BufReader::with_capacity(4 << 20, file);
     let (mut offset, mut entries) = (HEADER_LEN as u64, Vec::new());
-    let (mut payload, mut decoded) = (Vec::new(), Vec::new());
+    let mut decoded = Vec::new();
     let mut header_bytes = [0u8; RECORD_HEADER_LEN];
     while offset + RECORD_HEADER_LEN as u64 <= len {
         if reader.read_exact(&mut header_bytes).is_err() {
@@ -225,13 +225,23 @@ pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
         let Some(header) = RecordHeader::decode(&header_bytes) else {
             break;
         };
-        payload.resize(header.stored_len as usize, 0);
-        if reader.read_exact(&mut payload).is_err()
-            || codec::decode_verified(&header, &payload, &mut decoded).is_err()
+        let entry = TableEntry { header, offset };
+        decoded.resize(header.raw_len as usize, 0);
+        let read = |buf: &mut [u8]| reader.read_exact(buf).at(path);
+        let location = Location::of_entry(*expected, &entry);
+        if chunk::load(
+            &header.chunk_id,
+            &location,
+            &mut decoded,
+            Check::Verify,
+            read,
+            |_| {},
+        )
+        .is_err()
         {
             break;
         }
-        entries.push(TableEntry { header, offset });
+        entries.push(entry);
         offset += header.record_len();
     }
     Ok(entries)
@@ -274,39 +284,6 @@ impl PackFiles {
         };
         let mut open = self.open.write().expect("pack cache lock poisoned");
         Ok(open.entry(*id).or_insert(file).clone())
-    }
-
-    /// Reads the record at `location` (header and payload) into `buf`, checking that the header agrees
-    /// with the location. Returns the header; the payload is `buf[RECORD_HEADER_LEN..]`.
-    pub fn read_record(&self, location: &Location, buf: &mut Vec<u8>) -> Result<RecordHeader> {
-        let file = self.file(&location.pack)?;
-        buf.resize(RECORD_HEADER_LEN + location.stored_len as usize, 0);
-        let path = || pack_path(&self.dir, &location.pack);
-        match file.read_exact_at(buf, location.offset) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(Error::corrupt(
-                    path(),
-                    format!("record at {} runs past the end", location.offset),
-                ));
-            }
-            Err(e) => return Err(Error::io(path(), e)),
-        }
-        RecordHeader::decode(&buf[..RECORD_HEADER_LEN])
-            .filter(|h| {
-                h.stored_len == location.stored_len
-                    && h.raw_len == location.raw_len
-                    && h.codec == location.codec
-            })
-            .ok_or_else(|| {
-                Error::corrupt(
-                    path(),
-                    format!(
-                        "record header at {} does not match the index",
-                        location.offset
-                    ),
-                )
-            })
     }
 
     /// Reads the payload of the record at `location` into `dst` (exactly `stored_len` bytes).

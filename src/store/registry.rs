@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::format::registry::{
-    Layout, ModelEntry, REGISTRY_FORMAT_TAG, REGISTRY_FORMAT_VERSION, Registry, VersionEntry,
+    Layout, ModelEntry, REGISTRY_FORMAT_VERSION, Registry, VersionEntry,
 };
 use crate::store::fsutil::write_atomic;
 
@@ -115,28 +115,18 @@ pub fn mounted_name(model: &str, version: &VersionEntry) -> String {
 
 /// Reads the registry file; a store without one has no models.
 pub fn load(path: &Path) -> Result<Registry> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Registry::default()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let registry: Registry = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::corrupt(path, format!("registry is not valid: {e}")))?;
-    if registry.format != REGISTRY_FORMAT_TAG {
-        return Err(Error::corrupt(path, "not a modelfs registry"));
+    match std::fs::read(path) {
+        Ok(bytes) => crate::format::registry::decode(path, &bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
+        Err(e) => Err(Error::io(path, e)),
     }
-    crate::format::check_version("registry", path, registry.version, REGISTRY_FORMAT_VERSION)?;
-    Ok(registry)
 }
 
 /// Writes the registry atomically, bumping its generation.
 pub fn save(path: &Path, registry: &mut Registry) -> Result<()> {
     registry.generation += 1;
     registry.version = REGISTRY_FORMAT_VERSION;
-    let bytes = serde_json::to_vec_pretty(registry)
-        .map_err(std::io::Error::other)
-        .at(path)?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &crate::format::registry::encode(registry))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::id::ChunkId;
 use crate::progress::Progress;
 use crate::store::Store;
+use crate::store::chunk::Check;
 use crate::store::registry::{ModelSpec, resolve};
 
 /// What a scrub found.
@@ -121,7 +122,8 @@ pub fn scrub(
         .par_chunks(64)
         .for_each_init(Vec::new, |buf, batch| {
             for (id, location) in batch {
-                if let Err(e) = store.read_chunk(id, location, buf) {
+                buf.resize(location.raw_len as usize, 0);
+                if let Err(e) = store.read_chunk(id, location, buf, Check::Verify, |_| {}) {
                     failures
                         .lock()
                         .expect("failure list poisoned")

@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
+use crate::format::manifest::Manifest;
+use crate::format::registry::Registry;
 use crate::id::{ChunkId, ManifestId};
-use crate::store::Store;
 
 /// Bits per expected chunk reference: with three probes, about 1.5% false positives.
 const BITS_PER_REF: usize = 10;
@@ -61,9 +62,12 @@ impl SharedChunks {
         ]
     }
 
-    /// Builds the set from every file of every version in `store`'s registry.
-    pub fn of_store(store: &Store) -> Result<SharedChunks> {
-        let registry = store.registry()?;
+    /// Builds the set from every file of every version in `registry`, loading each manifest once
+    /// with `manifest`.
+    pub fn of_registry(
+        registry: &Registry,
+        mut manifest: impl FnMut(&ManifestId) -> Result<Manifest>,
+    ) -> Result<SharedChunks> {
         let mut uses: HashMap<ManifestId, usize> = HashMap::new();
         for file in registry
             .models
@@ -75,7 +79,7 @@ impl SharedChunks {
         }
         let mut manifests = Vec::with_capacity(uses.len());
         for (id, count) in uses {
-            manifests.push((store.manifest(&id)?, count));
+            manifests.push((manifest(&id)?, count));
         }
         let refs = manifests
             .iter()

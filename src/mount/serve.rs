@@ -1,0 +1,173 @@
+//! Serving a mount: open the store and its sources, mount the tree, and react to signals and
+//! registry changes until unmounted.
+//!
+//! Owns the serve loop: SIGINT/SIGTERM unmount, SIGHUP (`modelfs refresh`) re-reads the registry at
+//! once, otherwise the registry is polled every [`REGISTRY_POLL`]; an unmount from outside ends the
+//! loop too. Chunks filled from sources are sealed on every poll and at the end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::control::{self, ControlSignal};
+use super::daemon::DaemonChild;
+use super::{MountConfig, READAHEAD_KIB, mountinfo};
+use crate::error::Result;
+use crate::fuse::{self, MountOptions};
+use crate::read::Reader;
+use crate::source::{Layered, Source};
+use crate::store::shared::SharedChunks;
+use crate::store::{Access, Store};
+use crate::vfs::Vfs;
+
+/// How often the mount checks whether the registry changed (models added or removed).
+const REGISTRY_POLL: Duration = Duration::from_secs(2);
+
+/// What a mount reads through.
+struct Sources {
+    /// The store the mount is built on: told which chunks are shared.
+    local: Arc<Store>,
+    /// With `--source` or `--fill`: the union the mount reads.
+    layered: Option<Arc<Layered>>,
+    /// What the reader reads: `layered`, or `local` alone.
+    top: Arc<dyn Source>,
+}
+
+impl Sources {
+    fn open(config: &MountConfig) -> Result<Sources> {
+        let access = match config.fill {
+            true => Access::Write,
+            false => Access::Read,
+        };
+        let local = Arc::new(Store::open(&config.store, access)?);
+        if config.sources.is_empty() && !config.fill {
+            return Ok(Sources {
+                top: local.clone(),
+                local,
+                layered: None,
+            });
+        }
+        let sources = config
+            .sources
+            .iter()
+            .map(|dir| Ok(Box::new(Store::open(dir, Access::Read)?) as Box<dyn Source>))
+            .collect::<Result<Vec<_>>>()?;
+        let layered = Arc::new(Layered::new(local.clone(), sources, config.fill)?);
+        Ok(Sources {
+            top: layered.clone(),
+            local,
+            layered: Some(layered),
+        })
+    }
+
+    /// Seals chunks copied from sources, if filling.
+    fn flush_fill(&self) {
+        if let Some(layered) = &self.layered {
+            layered.flush_fill();
+        }
+    }
+
+    /// Recomputes, in the background, which chunks several files share (their pack pages stay
+    /// cached).
+    fn refresh_shared_chunks(&self) {
+        let (top, local) = (self.top.clone(), self.local.clone());
+        std::thread::spawn(move || {
+            let shared = top
+                .registry()
+                .and_then(|registry| SharedChunks::of_registry(&registry, |id| top.manifest(id)));
+            match shared {
+                Ok(shared) => local.set_shared_chunks(shared),
+                Err(e) => {
+                    warn!(error = %e, "could not work out which chunks are shared; keeping all pack pages cached")
+                }
+            }
+        });
+    }
+}
+
+/// Mounts and serves until SIGINT/SIGTERM or an unmount from outside. `daemon` is told whether the
+/// mount came up; `on_ready` runs once it serves.
+pub(super) fn serve(
+    config: &MountConfig,
+    daemon: Option<DaemonChild>,
+    on_ready: impl FnOnce(),
+) -> Result<()> {
+    // Before any thread exists, so every thread inherits the mask and signals queue for us.
+    control::block_control_signals()?;
+    control::limit_malloc_arenas();
+    let started = (|| -> Result<_> {
+        let sources = Sources::open(config)?;
+        let reader = Reader::new(sources.top.clone(), config.read);
+        let vfs = Arc::new(Vfs::new(reader)?);
+        let options = MountOptions {
+            threads: config.threads,
+            ..MountOptions::default()
+        };
+        let session = fuse::spawn(vfs.clone(), &config.mountpoint, options)?;
+        mountinfo::raise_readahead(&config.mountpoint, READAHEAD_KIB);
+        Ok((sources, vfs, session))
+    })();
+    let (sources, vfs, session) = match (started, daemon) {
+        (Ok(started), Some(daemon)) => {
+            daemon.ready();
+            started
+        }
+        (Ok(started), None) => {
+            on_ready();
+            started
+        }
+        (Err(e), daemon) => {
+            if let Some(daemon) = daemon {
+                daemon.failed(&e.to_string());
+            }
+            return Err(e);
+        }
+    };
+    info!(mountpoint = %config.mountpoint.display(), "serving");
+    let pid_file = control::pid_file(&config.mountpoint);
+    if let Err(e) = control::record_pid(&pid_file) {
+        warn!(error = %e, file = %pid_file.display(), "cannot record the mount process; `modelfs refresh` will not find it");
+    }
+    sources.refresh_shared_chunks();
+
+    let mut last_poll = Instant::now();
+    let outside = loop {
+        match control::wait_for_signal(Duration::from_millis(250)) {
+            Some(ControlSignal::Stop) => break false,
+            Some(ControlSignal::Reload) => reload(&vfs, &sources, true),
+            None if session.is_finished() => break true,
+            None if last_poll.elapsed() >= REGISTRY_POLL => {
+                last_poll = Instant::now();
+                sources.flush_fill();
+                reload(&vfs, &sources, false);
+            }
+            None => {}
+        }
+    };
+    let _ = std::fs::remove_file(&pid_file);
+    if outside {
+        info!("unmounted from outside");
+    } else {
+        session.unmount()?;
+        info!("unmounted");
+    }
+    sources.flush_fill();
+    Ok(())
+}
+
+/// Re-reads the registry (at once when `forced`, else only if it changed).
+fn reload(vfs: &Vfs, sources: &Sources, forced: bool) {
+    let result = match forced {
+        true => vfs.reload().map(|()| true),
+        false => vfs.reload_if_changed(),
+    };
+    match result {
+        Ok(true) => {
+            info!("registry re-read");
+            sources.refresh_shared_chunks();
+        }
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "could not re-read the registry; serving the previous one"),
+    }
+}

@@ -1,0 +1,173 @@
+//! The read path: from a file offset to verified bytes, over any [`Source`].
+//!
+//! Owns [`Reader`] — a source, the decoded-chunk cache and the verify policy — and its one chunk
+//! call, [`Reader::get_chunk`]: cache → locate → read → decode → verify → stand in from another
+//! layer (inside a layered source) or relocate after `gc`, in that order, in one place (the shape
+//! of rustic_core's `get_blob_cached`). [`OpenFile`] (`file`) splits a read into per-chunk pieces
+//! and calls it once per piece; `table` keeps each open file's resolved chunk places.
+//! The mount (`vfs`), `cat`, `diff` and the tests all read through here.
+
+mod cache;
+mod file;
+mod table;
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+pub use cache::ChunkCache;
+pub use file::OpenFile;
+use table::FileChunks;
+
+use crate::error::{Error, Result};
+use crate::format::manifest::Manifest;
+use crate::format::registry::Layout;
+use crate::source::Source;
+use crate::store::chunk::Check;
+use crate::store::registry::{ModelSpec, resolve};
+
+/// Default decoded-chunk cache size.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// When the read path hashes a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyPolicy {
+    /// The first time an open file reads the chunk; later reads of it (after the kernel dropped
+    /// its pages) trust the stored bytes verified before.
+    #[default]
+    FirstRead,
+    /// Every time the chunk is read from storage.
+    EveryRead,
+}
+
+/// How a [`Reader`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    /// Bytes of decoded chunks kept for small reads (0 disables the cache).
+    pub cache_bytes: usize,
+    /// When chunks are hashed.
+    pub verify: VerifyPolicy,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            verify: VerifyPolicy::default(),
+        }
+    }
+}
+
+/// Reads files of a source.
+pub struct Reader {
+    source: Arc<dyn Source>,
+    /// Decoded, verified chunks reused by small reads; shared by all open files.
+    cache: ChunkCache,
+    verify: VerifyPolicy,
+}
+
+impl Reader {
+    /// A reader of `source`.
+    pub fn new(source: Arc<dyn Source>, options: ReadOptions) -> Arc<Reader> {
+        Arc::new(Reader {
+            source,
+            cache: ChunkCache::new(options.cache_bytes),
+            verify: options.verify,
+        })
+    }
+
+    /// The source read from.
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    /// Opens a file by its manifest; `label` (`model@version/path`) names it in logs and errors.
+    pub fn open(self: &Arc<Self>, label: String, manifest: Manifest) -> OpenFile {
+        OpenFile::new(self.clone(), FileChunks::new(label, manifest))
+    }
+
+    /// Opens the file `spec` names: `NAME[@VERSION]` of a single-file model, or
+    /// `NAME[@VERSION]/FILE` of any model.
+    pub fn open_file(self: &Arc<Self>, spec: &ModelSpec) -> Result<OpenFile> {
+        let registry = self.source.registry()?;
+        let (_, version) = resolve(&registry, &spec.model, spec.version.as_deref())?;
+        let file = match (&spec.file, version.layout) {
+            (Some(path), _) => version.files.iter().find(|f| &f.path == path),
+            (None, Layout::File) => version.files.first(),
+            (None, Layout::Dir) => {
+                return Err(Error::IsAFolderModel {
+                    model: spec.model.clone(),
+                    version: version.version.clone(),
+                    example: version
+                        .files
+                        .first()
+                        .map(|f| f.path.clone())
+                        .unwrap_or_default(),
+                });
+            }
+        };
+        let file = file.ok_or_else(|| Error::UnknownFile {
+            model: spec.model.clone(),
+            version: version.version.clone(),
+            file: spec.file.clone().unwrap_or_default(),
+        })?;
+        let label = format!("{}@{}/{}", spec.model, version.version, file.path);
+        Ok(self.open(label, self.source.manifest(&file.manifest)?))
+    }
+
+    /// The one chunk call: copies bytes `within..within + dst.len()` of chunk `index` of `file`
+    /// into `dst`. A chunk the cache holds is copied from there; a whole chunk is read straight
+    /// into `dst`; part of one goes through the cache so the neighbouring small reads that usually
+    /// follow do not decode it again. A chunk whose pack is gone (a writer's `gc` moved it) is
+    /// looked up again, once; any other failure is logged with the file and returned (EIO).
+    fn get_chunk(
+        &self,
+        file: &FileChunks,
+        index: usize,
+        within: usize,
+        dst: &mut [u8],
+    ) -> Result<()> {
+        let chunk = file.chunk(index);
+        if let Some(bytes) = self.cache.get(&chunk.id) {
+            dst.copy_from_slice(&bytes[within..][..dst.len()]);
+            return Ok(());
+        }
+        let whole = within == 0 && dst.len() == chunk.len as usize;
+        let mut relocated = false;
+        loop {
+            let place = file.place(self.source.as_ref(), index)?;
+            let result = if whole {
+                let check = match self.verify == VerifyPolicy::FirstRead && file.is_verified(index)
+                {
+                    true => Check::Trust,
+                    false => Check::Verify,
+                };
+                self.source
+                    .read_chunk(&chunk.id, &place, dst, check, &mut |_| {})
+            } else {
+                // Built in place (a sized iterator lets `Arc` allocate once), not copied from a Vec.
+                let mut bytes: Arc<[u8]> = std::iter::repeat_n(0u8, chunk.len as usize).collect();
+                let buf = Arc::get_mut(&mut bytes).expect("a new Arc has one owner");
+                self.source
+                    .read_chunk(&chunk.id, &place, buf, Check::Verify, &mut |_| {})
+                    .map(|()| {
+                        dst.copy_from_slice(&bytes[within..][..dst.len()]);
+                        self.cache.insert(chunk.id, bytes);
+                    })
+            };
+            match result {
+                Ok(()) => {
+                    file.set_verified(index, true);
+                    return Ok(());
+                }
+                Err(Error::MissingPack(_)) if !relocated => {
+                    relocated = true;
+                    warn!(file = %file.label(), chunk = %chunk.id.short(), "pack gone; looking the chunk up again");
+                    self.source.refresh()?;
+                    file.forget(index);
+                }
+                Err(e) => return Err(file.fail(index, &place, e)),
+            }
+        }
+    }
+}

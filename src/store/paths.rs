@@ -1,0 +1,98 @@
+//! Where things live: the names inside a store directory, and the per-machine directories outside it.
+//!
+//! Owns the layout of a store directory (file and folder names) and the one lookup of the XDG
+//! directories modelfs uses: the default store (`$XDG_DATA_HOME/modelfs`) and the per-machine cache
+//! (`$XDG_CACHE_HOME/modelfs`), where readers keep what they may not write into a store.
+//!
+//! ```text
+//! STORE/modelfs.json         config: format version, store id, chunking parameters
+//! STORE/registry.json        models → versions → files → manifest ids (atomically replaced)
+//! STORE/manifests/<id>       file manifests, named by their blake3
+//! STORE/packs/<id>.pack      sealed packs; <id>.pack.tmp while being written
+//! STORE/index/               RocksDB: chunk id → pack location (derived; rebuildable from packs)
+//! STORE/lock                 flock'ed by the one writer
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::id::StoreId;
+
+/// Folder of pack files.
+pub const PACKS_DIR: &str = "packs";
+/// Folder of manifest files.
+pub const MANIFESTS_DIR: &str = "manifests";
+/// Folder of the RocksDB index.
+pub const INDEX_DIR: &str = "index";
+/// The writer lock file.
+pub const LOCK_FILE: &str = "lock";
+
+/// The directories of one store.
+#[derive(Debug, Clone)]
+pub struct StorePaths {
+    /// The store directory.
+    pub root: PathBuf,
+}
+
+impl StorePaths {
+    /// The layout of the store at `root`.
+    pub fn new(root: &Path) -> StorePaths {
+        StorePaths {
+            root: root.to_owned(),
+        }
+    }
+
+    /// `STORE/packs`.
+    pub fn packs(&self) -> PathBuf {
+        self.root.join(PACKS_DIR)
+    }
+
+    /// `STORE/manifests`.
+    pub fn manifests(&self) -> PathBuf {
+        self.root.join(MANIFESTS_DIR)
+    }
+
+    /// `STORE/index`.
+    pub fn index(&self) -> PathBuf {
+        self.root.join(INDEX_DIR)
+    }
+
+    /// `STORE/lock`.
+    pub fn lock(&self) -> PathBuf {
+        self.root.join(LOCK_FILE)
+    }
+
+    /// `STORE/modelfs.json`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join(crate::format::config::CONFIG_FILE_NAME)
+    }
+
+    /// `STORE/registry.json`.
+    pub fn registry(&self) -> PathBuf {
+        self.root.join(crate::store::registry::REGISTRY_FILE_NAME)
+    }
+}
+
+/// The value of an XDG base-directory variable, else `~/FALLBACK`.
+fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
+}
+
+/// The default store: `$XDG_DATA_HOME/modelfs` (`~/.local/share/modelfs`); `None` without a home.
+pub fn default_store_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_DATA_HOME", ".local/share").map(|dir| dir.join("modelfs"))
+}
+
+/// This machine's modelfs cache directory: `$XDG_CACHE_HOME/modelfs` (`~/.cache/modelfs`).
+pub fn machine_cache_root() -> PathBuf {
+    xdg_dir("XDG_CACHE_HOME", ".cache")
+        .unwrap_or_else(std::env::temp_dir)
+        .join("modelfs")
+}
+
+/// Per-machine cache directory for a store: `$XDG_CACHE_HOME/modelfs/<store id>`.
+pub fn machine_cache_dir(store_id: &StoreId) -> PathBuf {
+    machine_cache_root().join(store_id.to_hex())
+}

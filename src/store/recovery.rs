@@ -1,0 +1,184 @@
+//! Crash recovery and the index's life cycle: everything that reconciles the index with the packs.
+//!
+//! Owns listing sealed packs, deleting packs a crashed writer left unsealed, reading a pack's chunk
+//! list (its table, or a record scan when the table is damaged), and opening, bringing up to date and
+//! rebuilding the RocksDB index: a writer's own, and a reader's private copy in the per-machine cache
+//! when the store's index is unusable. The packs are the truth; the index is derived from them.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use tracing::{info, warn};
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::config::StoreConfig;
+use crate::format::pack::TableEntry;
+use crate::id::PackId;
+use crate::store::fsutil;
+use crate::store::index::Index;
+use crate::store::pack::{self, PACK_EXTENSION, UNSEALED_SUFFIX};
+use crate::store::paths::{INDEX_DIR, StorePaths, machine_cache_dir};
+
+/// Sealed packs in `dir` with their sizes, sorted by id.
+pub fn list_sealed_packs(dir: &Path) -> Result<Vec<(PackId, u64)>> {
+    let mut packs = Vec::new();
+    let suffix = format!(".{PACK_EXTENSION}");
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(&suffix)) else {
+            continue;
+        };
+        if let Ok(id) = stem.parse::<PackId>() {
+            packs.push((id, entry.metadata().at(entry.path())?.len()));
+        }
+    }
+    packs.sort();
+    Ok(packs)
+}
+
+/// Deletes packs a writer left unsealed when it died.
+pub fn remove_unsealed_packs(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(UNSEALED_SUFFIX))
+        {
+            warn!(pack = %entry.path().display(), "removing a pack left unsealed by an interrupted write");
+            std::fs::remove_file(entry.path()).at(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The chunks of a pack: from its table, or by scanning its records if the table is damaged.
+pub fn pack_entries(dir: &Path, id: &PackId) -> Result<Vec<TableEntry>> {
+    let path = pack::pack_path(dir, id);
+    match pack::read_table(&path, id) {
+        Ok(entries) => Ok(entries),
+        Err(Error::Corrupt { reason, .. }) => {
+            warn!(pack = %path.display(), %reason, "pack table unusable; recovering chunks by scanning records");
+            pack::scan_records(&path, id)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Indexes every sealed pack in `dir` the index does not list yet.
+pub fn index_unindexed_packs(index: &Index, dir: &Path) -> Result<()> {
+    let known: HashSet<PackId> = index.packs()?.into_iter().map(|(id, _)| id).collect();
+    for (id, bytes) in list_sealed_packs(dir)? {
+        if !known.contains(&id) {
+            info!(pack = %id, "indexing a sealed pack the index did not list");
+            index.add_pack(id, bytes, &pack_entries(dir, &id)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Brings a reader's private index up to date: packs sealed since are indexed, rows of packs that
+/// are gone (collected by `gc`) are dropped. Chunks a `gc` moved are re-pointed by their new pack.
+pub fn sync_index_with_packs(index: &Index, dir: &Path) -> Result<()> {
+    let on_disk: HashSet<PackId> = list_sealed_packs(dir)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    for (pack, _) in index.packs()? {
+        if !on_disk.contains(&pack) {
+            index.remove_pack(pack, &[])?;
+        }
+    }
+    index_unindexed_packs(index, dir)
+}
+
+/// Builds a new index at `path` (replacing whatever is there) from the packs in `packs_dir`.
+fn build_index_into(path: &Path, packs_dir: &Path) -> Result<Index> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).at(path)?;
+    }
+    let index = Index::open_writable(path)?;
+    index_unindexed_packs(&index, packs_dir)?;
+    Ok(index)
+}
+
+/// Builds an index beside `path` from the packs, then swaps it in: the old index is replaced only
+/// once the new one is complete.
+pub fn rebuild_index_at(path: &Path, packs_dir: &Path) -> Result<()> {
+    let rebuilt = path.with_extension("rebuild");
+    drop(build_index_into(&rebuilt, packs_dir)?);
+    let parked = path.with_extension("old");
+    if parked.exists() {
+        std::fs::remove_dir_all(&parked).at(&parked)?;
+    }
+    if path.exists() {
+        std::fs::rename(path, &parked).at(path)?;
+    }
+    std::fs::rename(&rebuilt, path).at(&rebuilt)?;
+    fsutil::fsync_dir(path.parent().expect("index has a parent"))?;
+    if parked.exists() {
+        std::fs::remove_dir_all(&parked).at(&parked)?;
+    }
+    Ok(())
+}
+
+/// Opens a writer's index, rebuilding it from the packs if it is unusable, and indexes sealed
+/// packs it lacks (a writer died between sealing a pack and indexing it).
+pub fn open_writer_index(paths: &StorePaths) -> Result<Index> {
+    let (path, packs_dir) = (paths.index(), paths.packs());
+    let index = match Index::open_writable(&path) {
+        Ok(index) => index,
+        Err(e @ Error::NewerFormat { .. }) => return Err(e),
+        Err(e) => {
+            warn!(error = %e, "index unusable; rebuilding it from the packs");
+            rebuild_index_at(&path, &packs_dir)?;
+            Index::open_writable(&path)?
+        }
+    };
+    index_unindexed_packs(&index, &packs_dir)?;
+    Ok(index)
+}
+
+/// An index opened by a reader, and where it came from.
+pub struct ReaderIndex {
+    /// The open index.
+    pub index: Index,
+    /// Whether this is a private copy in the per-machine cache (the store's own index was
+    /// unusable); such a copy is kept current by indexing new packs, not by reopening.
+    pub in_cache: bool,
+}
+
+/// Opens the index a reader uses: the store's own, or (if that is unusable) a private copy in the
+/// per-machine cache, built or brought up to date from the packs.
+pub fn open_reader_index(paths: &StorePaths, config: &StoreConfig) -> Result<ReaderIndex> {
+    let e = match Index::open_read_only(&paths.index()) {
+        Ok(index) => {
+            return Ok(ReaderIndex {
+                index,
+                in_cache: false,
+            });
+        }
+        Err(e @ Error::NewerFormat { .. }) => return Err(e),
+        Err(e) => e,
+    };
+    let cached = machine_cache_dir(&config.store_id).join(INDEX_DIR);
+    warn!(error = %e, cache = %cached.display(), "store index unusable; using a copy in the local cache");
+    if let Some(parent) = cached.parent() {
+        std::fs::create_dir_all(parent).at(parent)?;
+    }
+    let packs_dir = paths.packs();
+    let index = match Index::open_writable(&cached) {
+        Ok(index) => {
+            sync_index_with_packs(&index, &packs_dir)?;
+            index
+        }
+        // Another process of this machine keeps the copy current; read its latest state.
+        Err(_) if cached.join("CURRENT").exists() => Index::open_read_only(&cached)?,
+        Err(_) => build_index_into(&cached, &packs_dir)?,
+    };
+    Ok(ReaderIndex {
+        index,
+        in_cache: true,
+    })
+}
