@@ -25,7 +25,7 @@ use crate::format::registry::{FileEntry, Layout, VersionEntry};
 use crate::id::{ChunkId, ManifestId};
 use crate::modelfile::FileLayout;
 use crate::progress::Progress;
-use crate::store::registry::{next_version_name, validate_name};
+use crate::store::registry::{next_version_name, valid_file_path, validate_name};
 use crate::store::sink::PackSink;
 use crate::store::{Store, now_unix};
 
@@ -166,7 +166,8 @@ fn collect_inputs(source: &Path) -> Result<(Layout, Vec<Input>)> {
     }
     let mut inputs = Vec::new();
     let mut seen_dirs = HashSet::from([(meta.dev(), meta.ino())]);
-    walk(source, "", &mut seen_dirs, &mut inputs)?;
+    let root = std::fs::canonicalize(source).map_err(|e| bad_input(source, &e))?;
+    walk(&root, source, "", &mut seen_dirs, &mut inputs)?;
     if inputs.is_empty() {
         return Err(Error::BadInput {
             path: source.to_owned(),
@@ -177,7 +178,11 @@ fn collect_inputs(source: &Path) -> Result<(Layout, Vec<Input>)> {
     Ok((Layout::Dir, inputs))
 }
 
+/// Collects the files under `dir` (inside the folder being added, whose canonical path is `root`).
+/// A link is followed only to a place inside `root`: a link to anywhere else (a root-only file, say)
+/// would publish it through the mount.
 fn walk(
+    root: &Path,
     dir: &Path,
     prefix: &str,
     seen: &mut HashSet<(u64, u64)>,
@@ -188,6 +193,25 @@ fn walk(
         let entry = entry.map_err(|e| bad_input(dir, &e))?;
         let path = entry.path();
         let name = format!("{prefix}{}", file_name(&path)?);
+        if !valid_file_path(&name) {
+            return Err(Error::BadInput {
+                path,
+                reason: "has a name a model file cannot have (control characters)".into(),
+            });
+        }
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            let target = std::fs::canonicalize(&path).map_err(|e| bad_input(&path, &e))?;
+            if !target.starts_with(root) {
+                return Err(Error::BadInput {
+                    path,
+                    reason: format!(
+                        "links to {}, outside the folder; modelfs follows links only within the \
+                         folder it adds (copy the file in instead)",
+                        target.display()
+                    ),
+                });
+            }
+        }
         let meta = std::fs::metadata(&path).map_err(|e| bad_input(&path, &e))?;
         if meta.is_file() {
             out.push(Input {
@@ -197,7 +221,7 @@ fn walk(
             });
         } else if meta.is_dir() {
             if seen.insert((meta.dev(), meta.ino())) {
-                walk(&path, &format!("{name}/"), seen, out)?;
+                walk(root, &path, &format!("{name}/"), seen, out)?;
             } else {
                 warn!(path = %path.display(), "skipping a folder already visited (symlink loop)");
             }

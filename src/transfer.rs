@@ -8,6 +8,7 @@
 //! copies only the rest. Nothing is visible until the registry commit.
 
 use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -16,6 +17,7 @@ use crate::format::pack::RECORD_HEADER_LEN;
 use crate::format::registry::{ModelEntry, VersionEntry};
 use crate::id::{ChunkId, ManifestId};
 use crate::progress::Progress;
+use crate::store::fsutil::write_atomic_with;
 use crate::store::index::Location;
 use crate::store::registry::{ModelSpec, resolve};
 use crate::store::sink::PackSink;
@@ -219,4 +221,30 @@ pub fn pack(
     let dst = Store::open(dest, Access::Write)?;
     let plan = plan_import(src, &dst, selection)?;
     run_import(src, &dst, plan, progress)
+}
+
+/// Adds what a machine without modelfs needs to use the store at `dest`: a copy of the executable
+/// `exe` as `dest/modelfs` and the `scripts` (name, text), all mode 0755 where the file system has
+/// modes (a FAT stick does not: run `sh mount.sh`). Each is written under a new temp name and
+/// renamed into place, so a link planted at one of the names is replaced, never written through.
+/// The executable is copied with plain reads and writes: FUSE FAT drivers refuse the in-kernel
+/// copy (`copy_file_range`) that `std::io::copy` uses.
+pub fn write_launcher(dest: &Path, exe: &Path, scripts: &[(&str, &str)]) -> Result<()> {
+    let mut source = std::fs::File::open(exe).map_err(|e| Error::io(exe, e))?;
+    write_atomic_with(&dest.join("modelfs"), 0o755, |target| {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = source.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            target.write_all(&buf[..n])?;
+        }
+    })?;
+    for (name, text) in scripts {
+        write_atomic_with(&dest.join(name), 0o755, |target| {
+            target.write_all(text.as_bytes())
+        })?;
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use modelfs::Access;
-use modelfs::transfer::pack;
+use modelfs::transfer::{pack, write_launcher};
 
 use super::import::parse_models;
 use super::{Bar, human_bytes, open_store};
@@ -48,21 +48,6 @@ case "$answer" in
 esac
 "#;
 
-/// Copies a file with plain reads and writes: FUSE FAT drivers refuse the permission copy and the
-/// in-kernel copy (`copy_file_range`) that `std::fs::copy` and `std::io::copy` use.
-fn copy_plainly(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    let (mut source, mut target) = (std::fs::File::open(from)?, std::fs::File::create(to)?);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = source.read(&mut buf)?;
-        if n == 0 {
-            return target.sync_all();
-        }
-        target.write_all(&buf[..n])?;
-    }
-}
-
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let selection = parse_models(&args.models)?;
     let store = open_store(store_dir, Access::Read)?;
@@ -77,22 +62,9 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     );
     if args.with_binary {
         let exe = std::env::current_exe().context("cannot find the modelfs executable")?;
-        let target = args.dest.join("modelfs");
-        copy_plainly(&exe, &target)
-            .with_context(|| format!("cannot copy the executable to {}", target.display()))?;
-        for (name, text) in [("mount.sh", MOUNT_SH), ("install.sh", INSTALL_SH)] {
-            let path = args.dest.join(name);
-            std::fs::write(&path, text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        // Execute bits, where the file system has them (a FAT stick does not; run `sh mount.sh`).
-        for name in ["modelfs", "mount.sh", "install.sh"] {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(
-                args.dest.join(name),
-                std::fs::Permissions::from_mode(0o755),
-            );
-        }
+        let launchers = [("mount.sh", MOUNT_SH), ("install.sh", INSTALL_SH)];
+        write_launcher(&args.dest, &exe, &launchers)
+            .with_context(|| format!("cannot add the executable to {}", args.dest.display()))?;
         println!(
             "added modelfs, mount.sh and install.sh: run `sh {}/mount.sh` on the target machine",
             args.dest.display()

@@ -15,6 +15,8 @@ use crate::id::StoreId;
 /// Value of the `format` field, so a stray JSON file is not taken for a store.
 pub const CONFIG_FORMAT_TAG: &str = "modelfs-store";
 
+/// Largest config file read.
+pub const MAX_CONFIG_LEN: u64 = 64 << 10;
 /// Name of the config file inside the store directory.
 pub const CONFIG_FILE_NAME: &str = "modelfs.json";
 

@@ -16,6 +16,8 @@ use crate::id::ManifestId;
 
 /// Value of the `format` field.
 pub const REGISTRY_FORMAT_TAG: &str = "modelfs-registry";
+/// Largest registry file read.
+pub const MAX_REGISTRY_LEN: u64 = 64 << 20;
 /// Registry layout version written by this build.
 pub const REGISTRY_FORMAT_VERSION: u32 = 1;
 

@@ -41,6 +41,12 @@ impl Session {
         self.inner.guard.is_finished()
     }
 
+    /// Forgets a mount the kernel already ended (unmounted from outside) without unmounting
+    /// again: the path may carry a new mount by now, which unmounting by path would take down.
+    pub fn abandon(self) {
+        std::mem::forget(self.inner);
+    }
+
     /// Unmounts and waits for the serving threads to end.
     pub fn unmount(self) -> Result<()> {
         self.inner.umount_and_join().map_err(|e| Error::Mountpoint {

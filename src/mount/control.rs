@@ -5,44 +5,121 @@
 //! pid file under the per-machine cache directory, and the allocator cap set before serving.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::mount::mountinfo::is_mounted;
 
-/// Where the process serving `mountpoint` (canonical) records its pid, so `modelfs refresh` can
-/// find it: `$XDG_CACHE_HOME/modelfs/mounts/<hash of the mountpoint>.pid`.
-pub fn pid_file(mountpoint: &Path) -> PathBuf {
+/// Where the process serving `mountpoint` (canonical) records itself, so `modelfs refresh` and
+/// `modelfs umount` can find it: `$XDG_CACHE_HOME/modelfs/mounts/<hash of the mountpoint>.pid`.
+pub fn pid_file(mountpoint: &Path) -> Result<PathBuf> {
     let key = blake3::hash(mountpoint.as_os_str().as_encoded_bytes()).to_hex();
-    crate::store::paths::machine_cache_root()
+    Ok(crate::store::paths::machine_cache_root()?
         .join("mounts")
-        .join(format!("{}.pid", &key[..16]))
+        .join(format!("{}.pid", &key[..16])))
 }
 
-/// Records this process as the one serving the mount whose pid file is `pid_file`.
-pub fn record_pid(pid_file: &Path) -> std::io::Result<()> {
-    if let Some(dir) = pid_file.parent() {
-        std::fs::create_dir_all(dir)?;
+/// A process that served a mount: its pid and its start time (clock ticks after boot), so a pid
+/// the kernel has since given to another process is never mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountProcess {
+    pid: i32,
+    started: u64,
+}
+
+impl MountProcess {
+    /// This process.
+    fn this() -> Option<MountProcess> {
+        let pid = std::process::id() as i32;
+        Some(MountProcess {
+            pid,
+            started: start_time(pid)?,
+        })
     }
-    std::fs::write(pid_file, std::process::id().to_string())
+
+    /// The process recorded as serving `mountpoint` (canonical), if any record exists.
+    pub fn recorded(mountpoint: &Path) -> Option<MountProcess> {
+        let text = std::fs::read_to_string(pid_file(mountpoint).ok()?).ok()?;
+        let mut fields = text.split_whitespace().map(str::parse::<u64>);
+        let (pid, started) = (fields.next()?.ok()?, fields.next()?.ok()?);
+        Some(MountProcess {
+            pid: i32::try_from(pid).ok()?,
+            started,
+        })
+    }
+
+    /// Whether the recorded process still runs (and is the same process).
+    pub fn is_alive(&self) -> bool {
+        start_time(self.pid) == Some(self.started)
+    }
+
+    /// Waits up to `timeout` for the process to exit; returns whether it did.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.is_alive() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
 }
 
-/// Asks the process serving `mountpoint` to re-read its store's registry now (SIGHUP).
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`), if it exists.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: count after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Records this process as the one serving the mount at `mountpoint` (canonical); returns the
+/// record's path, to remove when the mount ends.
+pub fn record_this_process(mountpoint: &Path) -> Result<PathBuf> {
+    let path = pid_file(mountpoint)?;
+    let dir = path.parent().expect("the pid file has a directory");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let this = MountProcess::this()
+        .ok_or_else(|| Error::io("/proc/self/stat", std::io::ErrorKind::NotFound.into()))?;
+    crate::store::fsutil::write_atomic(
+        &path,
+        format!("{} {}\n", this.pid, this.started).as_bytes(),
+    )?;
+    Ok(path)
+}
+
+/// Asks the process serving `mountpoint` to re-read its store's registry now (SIGHUP). Only the
+/// recorded process, and only while it still runs, is ever signalled.
 pub fn request_refresh(mountpoint: &Path) -> Result<()> {
-    let canonical = std::fs::canonicalize(mountpoint).map_err(|e| Error::io(mountpoint, e))?;
     let not_served = |reason: &str| Error::Mountpoint {
         path: mountpoint.to_owned(),
         reason: reason.to_owned(),
     };
+    let canonical = match std::fs::canonicalize(mountpoint) {
+        Ok(path) => path,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(not_served(
+                "is a dead mount (its daemon died); run `modelfs umount` on it",
+            ));
+        }
+        Err(e) => return Err(Error::io(mountpoint, e)),
+    };
     if !is_mounted(&canonical)? {
         return Err(not_served("nothing is mounted there"));
     }
-    let pid = std::fs::read_to_string(pid_file(&canonical))
-        .ok()
-        .and_then(|text| text.trim().parse::<i32>().ok())
+    let process = MountProcess::recorded(&canonical)
         .ok_or_else(|| not_served("no modelfs mount process is recorded for it"))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGHUP).map_err(|e| {
+    if !process.is_alive() {
+        return Err(not_served(
+            "its mount process is gone (a dead mount); run `modelfs umount` on it",
+        ));
+    }
+    let pid = nix::unistd::Pid::from_raw(process.pid);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGHUP).map_err(|e| {
         not_served(&format!(
-            "cannot signal its mount process {pid}: {}",
+            "cannot signal its mount process {}: {}",
+            process.pid,
             e.desc()
         ))
     })

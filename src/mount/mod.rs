@@ -19,7 +19,7 @@ use crate::read::ReadOptions;
 use crate::store::paths::machine_cache_dir;
 use crate::store::read_config;
 pub use control::request_refresh;
-pub use mountinfo::{check_mountpoint, is_mounted, unmount};
+pub use mountinfo::{check_mountpoint, is_mounted};
 
 /// Kernel readahead asked for on the mount: 1 MiB requests, several in flight at once.
 const READAHEAD_KIB: u32 = 4096;
@@ -74,7 +74,7 @@ impl MountConfig {
         let daemon_log = match (request.daemon, request.log) {
             (false, _) => None,
             (true, Some(log)) => Some(log),
-            (true, None) => Some(machine_cache_dir(&config.store_id).join("mount.log")),
+            (true, None) => Some(machine_cache_dir(&config.store_id)?.join("mount.log")),
         };
         Ok(MountConfig {
             store,
@@ -128,4 +128,21 @@ pub fn run(config: &MountConfig, on_ready: impl FnOnce(&Ready)) -> Result<()> {
         }
         daemon::Forked::Child(child) => serve::serve(config, Some(child), || {}),
     }
+}
+
+/// How long `unmount` waits for the process that served the mount to exit.
+const DAEMON_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Unmounts the modelfs mount at `mountpoint` and waits for the process that served it to exit,
+/// so a new mount at the same place right after is not disturbed by the old one.
+pub fn unmount(mountpoint: &Path) -> Result<()> {
+    let canonical = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let process = control::MountProcess::recorded(&canonical);
+    mountinfo::unmount(mountpoint)?;
+    if let Some(process) = process
+        && !process.wait_exit(DAEMON_EXIT_WAIT)
+    {
+        tracing::warn!(mountpoint = %mountpoint.display(), "the mount process has not exited yet");
+    }
+    Ok(())
 }

@@ -125,10 +125,9 @@ pub(super) fn serve(
         }
     };
     info!(mountpoint = %config.mountpoint.display(), "serving");
-    let pid_file = control::pid_file(&config.mountpoint);
-    if let Err(e) = control::record_pid(&pid_file) {
-        warn!(error = %e, file = %pid_file.display(), "cannot record the mount process; `modelfs refresh` will not find it");
-    }
+    let pid_file = control::record_this_process(&config.mountpoint)
+        .inspect_err(|e| warn!(error = %e, "cannot record the mount process; `modelfs refresh` will not find it"))
+        .ok();
     sources.refresh_shared_chunks();
 
     let mut last_poll = Instant::now();
@@ -145,8 +144,13 @@ pub(super) fn serve(
             None => {}
         }
     };
-    let _ = std::fs::remove_file(&pid_file);
+    if let Some(pid_file) = pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
     if outside {
+        // The kernel ended the mount; unmounting again by path could take down a new mount
+        // already standing at the same place.
+        session.abandon();
         info!("unmounted from outside");
     } else {
         session.unmount()?;

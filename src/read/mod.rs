@@ -129,6 +129,19 @@ impl Reader {
     ) -> Result<()> {
         let chunk = file.chunk(index);
         if let Some(bytes) = self.cache.get(&chunk.id) {
+            // The cache holds the chunk's verified bytes; a manifest that claims another length
+            // lies, and must not make this read run off the end.
+            if bytes.len() != chunk.len as usize {
+                return Err(Error::corrupt(
+                    file.label(),
+                    format!(
+                        "its manifest says chunk {} holds {} bytes; it holds {}",
+                        chunk.id.short(),
+                        chunk.len,
+                        bytes.len()
+                    ),
+                ));
+            }
             dst.copy_from_slice(&bytes[within..][..dst.len()]);
             return Ok(());
         }

@@ -1,21 +1,26 @@
 //! Garbage collection: reclaim the space of chunks no model references.
 //!
-//! Owns [`gc`]. Packs with no live chunk are dropped; packs mostly dead are rewritten (live records
-//! copied, verified, into new packs) and then dropped. Order keeps every step crash-safe and keeps
-//! running mounts working: new packs are sealed and indexed before old ones leave the index, and an
-//! old pack leaves the index before its file is deleted. A reader that still holds an old pack open
-//! keeps reading it; one that does not looks the chunk up again (`read`).
+//! Owns [`gc`]. What is live comes from the registry and its manifests; where live chunks are comes
+//! from the index alone (never from a pack's own table, which may be damaged). Packs the index
+//! locates no live chunk in are dropped; packs mostly dead are rewritten (live records copied,
+//! verified, into new packs) and then dropped; a pack one of whose live chunks fails verification
+//! is kept as it is. Order keeps every step crash-safe and keeps running mounts working: new packs
+//! are sealed and indexed before old ones leave the index, and an old pack leaves the index (every
+//! row pointing at it) before its file is deleted. A reader that still holds an old pack open keeps
+//! reading it; one that does not looks the chunk up again (`read`).
+//!
+//! `gc` refuses to run on a store it cannot read completely: a missing registry beside manifests
+//! or packs, or a manifest that does not load, stops it before anything is deleted.
 
 use std::collections::HashSet;
 
 use tracing::{info, warn};
 
-use crate::error::{IoContext, Result};
-use crate::format::pack::TableEntry;
+use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};
 use crate::store::Store;
+use crate::store::index::Location;
 use crate::store::pack::pack_path;
-use crate::store::recovery::pack_entries;
 use crate::store::sink::PackSink;
 
 /// A pack is rewritten when less than this share (in percent) of its bytes is live.
@@ -41,6 +46,7 @@ pub struct GcReport {
 /// Collects garbage in a writable store.
 pub fn gc(store: &Store) -> Result<GcReport> {
     store.require_writer()?;
+    refuse_without_registry(store)?;
     let registry = store.registry()?;
     let mut report = GcReport::default();
 
@@ -64,32 +70,28 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     }
 
     let index = store.index()?;
-    let mut doomed: Vec<(PackId, Vec<TableEntry>)> = Vec::new();
-    let mut to_copy: Vec<(PackId, Vec<TableEntry>)> = Vec::new();
+    let mut located = index.located_by_pack()?;
+    // (pack, every chunk the index locates in it) to delete; (pack, its live chunks) to copy first.
+    let mut doomed: Vec<(PackId, Vec<ChunkId>)> = Vec::new();
+    let mut to_copy: Vec<(PackId, Vec<(ChunkId, Location)>)> = Vec::new();
     for (pack, row) in index.packs()? {
         report.bytes_before += row.bytes;
-        let entries = pack_entries(store.packs_dir(), &pack)?;
-        let locations = index.get_many(
-            &entries
-                .iter()
-                .map(|e| e.header.chunk_id)
-                .collect::<Vec<_>>(),
-        )?;
-        let live: Vec<TableEntry> = entries
+        let in_pack = located.remove(&pack).unwrap_or_default();
+        let live: Vec<(ChunkId, Location)> = in_pack
             .iter()
-            .zip(locations)
-            .filter(|(entry, location)| {
-                live_chunks.contains(&entry.header.chunk_id)
-                    && location.is_some_and(|l| l.pack == pack && l.offset == entry.offset)
-            })
-            .map(|(entry, _)| *entry)
+            .filter(|(id, _)| live_chunks.contains(id))
+            .copied()
             .collect();
-        let live_bytes: u64 = live.iter().map(|e| e.header.record_len()).sum();
+        let live_bytes: u64 = live
+            .iter()
+            .map(|(id, l)| crate::store::chunk::record_header(id, l).record_len())
+            .sum();
+        let ids = in_pack.into_iter().map(|(id, _)| id).collect();
         if live.is_empty() {
-            doomed.push((pack, entries));
+            doomed.push((pack, ids));
         } else if live_bytes * 100 < row.bytes * REWRITE_BELOW_LIVE_PERCENT {
             to_copy.push((pack, live));
-            doomed.push((pack, entries));
+            doomed.push((pack, ids));
         } else {
             report.bytes_after += row.bytes;
         }
@@ -101,17 +103,11 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     for (pack, live) in &to_copy {
         // Verify the whole pack's live records first, so a damaged pack is kept as it is.
         let mut copies = Vec::with_capacity(live.len());
-        for entry in live {
-            let location = crate::store::index::Location::of_entry(*pack, entry);
-            match store.read_record(
-                &entry.header.chunk_id,
-                &location,
-                &mut decoded,
-                &mut payload,
-            ) {
+        for (id, location) in live {
+            match store.read_record(id, location, &mut decoded, &mut payload) {
                 Ok(header) => copies.push((header, payload.clone())),
                 Err(e) => {
-                    warn!(%pack, chunk = %entry.header.chunk_id, error = %e, "damaged chunk; leaving the pack as it is");
+                    warn!(%pack, chunk = %id, error = %e, "damaged chunk; leaving the pack as it is");
                     skipped.insert(*pack);
                     break;
                 }
@@ -128,19 +124,20 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     sink.seal()?;
     report.bytes_after += sink.sealed_bytes();
 
-    for (pack, entries) in doomed {
+    for (pack, ids) in doomed {
+        let path = pack_path(store.packs_dir(), &pack);
         if skipped.contains(&pack) {
             report.packs_skipped_damaged += 1;
-            report.bytes_after += std::fs::metadata(pack_path(store.packs_dir(), &pack))
-                .map(|m| m.len())
-                .unwrap_or(0);
+            report.bytes_after += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             continue;
         }
-        let ids: Vec<ChunkId> = entries.iter().map(|e| e.header.chunk_id).collect();
         index.remove_pack(pack, &ids)?;
         store.packs().forget(&pack);
-        let path = pack_path(store.packs_dir(), &pack);
-        std::fs::remove_file(&path).at(&path)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
         if !to_copy.iter().any(|(p, _)| *p == pack) {
             report.packs_dropped += 1;
         }
@@ -148,4 +145,27 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     crate::store::fsutil::fsync_dir(store.packs_dir())?;
     info!(?report, "gc finished");
     Ok(report)
+}
+
+/// A store whose registry is gone but which still holds manifests or packs has lost its list of
+/// models, not its models: collecting would delete them all.
+fn refuse_without_registry(store: &Store) -> Result<()> {
+    let path = store.registry_path();
+    match std::fs::symlink_metadata(&path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let (manifests, packs) = (store.manifests().ids()?.len(), store.pack_files()?.len());
+    if manifests == 0 && packs == 0 {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        path,
+        format!(
+            "is missing although the store holds {manifests} manifests and {packs} packs; gc would \
+             delete every model, so it stops. Restore registry.json (a backup, or a copy of this \
+             store), then run gc again"
+        ),
+    ))
 }

@@ -7,12 +7,13 @@
 //! - `packs`: pack id (16 B) → entry count u64 | pack bytes u64; a pack is listed once all its chunks are
 //! - `meta`: `"version"` → index layout version u32
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 use crate::error::{Error, Result};
-use crate::format::pack::{Codec, TableEntry};
+use crate::format::pack::{Codec, MAX_RECORD_PAYLOAD, TableEntry};
 use crate::id::{ChunkId, PackId};
 
 const CF_CHUNKS: &str = "chunks";
@@ -36,9 +37,6 @@ pub struct Location {
     pub stored_len: u32,
     /// Payload encoding.
     pub codec: Codec,
-    /// Which store of a layered view holds the record: 0 the store itself, `k` its `k`-th
-    /// source (`mount --source`). Not part of the index: set when a location is looked up.
-    pub origin: u8,
 }
 
 impl Location {
@@ -50,7 +48,6 @@ impl Location {
             raw_len: entry.header.raw_len,
             stored_len: entry.header.stored_len,
             codec: entry.header.codec,
-            origin: 0,
         }
     }
 
@@ -64,18 +61,22 @@ impl Location {
         out
     }
 
+    /// Decodes an index value, refusing lengths no record can have.
     fn decode(bytes: &[u8]) -> Option<Location> {
         if bytes.len() != LOCATION_LEN {
             return None;
         }
-        Some(Location {
+        let location = Location {
             pack: PackId::from_slice(&bytes[..16])?,
             offset: u64::from_le_bytes(bytes[16..24].try_into().ok()?),
             raw_len: u32::from_le_bytes(bytes[24..28].try_into().ok()?),
             stored_len: u32::from_le_bytes(bytes[28..32].try_into().ok()?),
             codec: Codec::from_u8(bytes[32])?,
-            origin: 0,
-        })
+        };
+        let plausible = location.raw_len <= MAX_RECORD_PAYLOAD
+            && location.stored_len <= MAX_RECORD_PAYLOAD
+            && (location.codec != Codec::Raw || location.raw_len == location.stored_len);
+        plausible.then_some(location)
     }
 }
 
@@ -269,6 +270,25 @@ impl Index {
         }
         batch.delete_cf(self.cf(CF_PACKS)?, pack.as_bytes());
         self.write_synced(batch)
+    }
+
+    /// Every chunk the index locates, grouped by the pack it points at: what a pack holds that
+    /// anyone can find, whatever its own table says (one scan of the whole index).
+    pub fn located_by_pack(&self) -> Result<HashMap<PackId, Vec<(ChunkId, Location)>>> {
+        let mut out: HashMap<PackId, Vec<(ChunkId, Location)>> = HashMap::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_CHUNKS)?, rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(|e| index_error(&self.path, e))?;
+            let id = ChunkId(<[u8; 32]>::try_from(&key[..]).map_err(|_| Error::Index {
+                path: self.path.clone(),
+                reason: "damaged chunk key; run `modelfs index rebuild`".into(),
+            })?);
+            let location = self.decode_location(&id, &value)?;
+            out.entry(location.pack).or_default().push((id, location));
+        }
+        Ok(out)
     }
 
     /// All packs the index knows, with their summary rows.

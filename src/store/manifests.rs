@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::format::manifest::MAX_MANIFEST_LEN;
 use crate::format::manifest::Manifest;
 use crate::id::ManifestId;
-use crate::store::fsutil::write_atomic;
+use crate::store::fsutil::{read_capped, write_atomic};
 
 /// The manifest folder of one store.
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ impl Manifests {
     /// Loads and checks manifest `id`.
     pub fn load(&self, id: &ManifestId) -> Result<Manifest> {
         let path = self.path(id);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_capped(&path, MAX_MANIFEST_LEN) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::MissingManifest(*id));

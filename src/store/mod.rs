@@ -28,6 +28,7 @@ pub mod shared;
 pub mod sink;
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -178,7 +179,11 @@ impl Store {
         let config = read_config(root)?;
         let (index, writer_lock) = match access {
             Access::Write => {
+                for dir in [paths.packs(), paths.manifests()] {
+                    fsutil::check_real_dir(&dir)?;
+                }
                 let lock = take_writer_lock(&paths)?;
+                recovery::remove_temp_files(&paths)?;
                 upgrade_config(&paths, &config)?;
                 recovery::remove_unsealed_packs(&paths.packs())?;
                 let index = IndexView {
@@ -391,7 +396,7 @@ pub fn now_unix() -> u64 {
 /// Reads and checks the config of the store at `root` without opening anything else.
 pub fn read_config(root: &Path) -> Result<StoreConfig> {
     let path = StorePaths::new(root).config();
-    let bytes = match std::fs::read(&path) {
+    let bytes = match fsutil::read_capped(&path, config::MAX_CONFIG_LEN) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::NotAStore(root.to_owned()));
@@ -425,9 +430,18 @@ fn take_writer_lock(paths: &StorePaths) -> Result<Flock<File>> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&path)
     {
-        Ok(file) => file,
+        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
+        Ok(_) => return Err(Error::corrupt(&path, "is not a regular file")),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::corrupt(
+                &path,
+                "is a symbolic link; the lock must be a regular file",
+            ));
+        }
         Err(e)
             if matches!(
                 e.raw_os_error(),

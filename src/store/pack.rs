@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -19,7 +19,7 @@ use crate::format::pack::{
 };
 use crate::id::{PackId, random_bytes};
 use crate::store::chunk::{self, Check};
-use crate::store::fsutil::fsync_dir;
+use crate::store::fsutil::{fsync_dir, open_regular};
 use crate::store::index::Location;
 
 /// Granularity of [`PackFiles::drop_behind`]: the largest folio the page cache uses on x86-64.
@@ -169,7 +169,7 @@ impl PackWriter {
 
 /// Reads the table of the sealed pack at `path`, checking magic, version, id and checksum.
 pub fn read_table(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
-    let mut file = File::open(path).at(path)?;
+    let mut file = open_regular(path).at(path)?;
     let len = file.metadata().at(path)?.len();
     check_header(&mut file, path, expected)?;
     if len < (HEADER_LEN + TRAILER_LEN) as u64 {
@@ -208,43 +208,109 @@ fn check_header(file: &mut File, path: &Path, expected: &PackId) -> Result<()> {
 }
 
 /// Recovers the chunks of a pack by walking its records from the start, keeping each record whose
-/// bytes decode and hash to its id, and stopping at the first that does not (a torn or damaged tail).
+/// bytes decode and hash to its id. Damage does not end the walk: a damaged header (of the pack
+/// or a record) or payload is stepped over, and the walk resumes at the next offset where a record
+/// verifies, so intact chunks after a damaged one are still found.
 pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
-    let mut file = File::open(path).at(path)?;
+    let mut file = open_regular(path).at(path)?;
     let len = file.metadata().at(path)?.len();
-    check_header(&mut file, path, expected)?;
-    file.seek(SeekFrom::Start(HEADER_LEN as u64)).at(path)?;
-    let mut reader = std::io::BufReader::with_capacity(4 << 20, file);
+    if let Err(e) = check_header(&mut file, path, expected) {
+        tracing::warn!(error = %e, "pack header damaged; scanning its records anyway");
+    }
+    let mut window = Window::new(&file);
     let (mut offset, mut entries) = (HEADER_LEN as u64, Vec::new());
     let mut decoded = Vec::new();
-    let mut header_bytes = [0u8; RECORD_HEADER_LEN];
+    let mut resyncing = false;
     while offset + RECORD_HEADER_LEN as u64 <= len {
-        if reader.read_exact(&mut header_bytes).is_err() {
-            break;
+        let found = window
+            .bytes_at(offset, RECORD_HEADER_LEN)
+            // Writers zero the reserved bytes: random bytes almost never pass for a header, so
+            // searching through damage costs few payload reads.
+            .filter(|b| b[33..36] == [0; 3] && b[44..48] == [0; 4])
+            .and_then(RecordHeader::decode)
+            .filter(|h| offset + h.record_len() <= len)
+            .filter(|header| {
+                let entry = TableEntry {
+                    header: *header,
+                    offset,
+                };
+                decoded.resize(header.raw_len as usize, 0);
+                let at = offset + RECORD_HEADER_LEN as u64;
+                let read = |buf: &mut [u8]| file.read_exact_at(buf, at).at(path);
+                let location = Location::of_entry(*expected, &entry);
+                chunk::load(
+                    &header.chunk_id,
+                    &location,
+                    &mut decoded,
+                    Check::Verify,
+                    read,
+                    |_| {},
+                )
+                .is_ok()
+            });
+        match found {
+            Some(header) => {
+                if resyncing {
+                    tracing::warn!(pack = %path.display(), offset, "found intact records again after damage");
+                    resyncing = false;
+                }
+                entries.push(TableEntry { header, offset });
+                offset += header.record_len();
+            }
+            None => {
+                if !resyncing {
+                    tracing::warn!(pack = %path.display(), offset, "damaged record; searching for the next intact one");
+                    resyncing = true;
+                }
+                offset += 1;
+            }
         }
-        let Some(header) = RecordHeader::decode(&header_bytes) else {
-            break;
-        };
-        let entry = TableEntry { header, offset };
-        decoded.resize(header.raw_len as usize, 0);
-        let read = |buf: &mut [u8]| reader.read_exact(buf).at(path);
-        let location = Location::of_entry(*expected, &entry);
-        if chunk::load(
-            &header.chunk_id,
-            &location,
-            &mut decoded,
-            Check::Verify,
-            read,
-            |_| {},
-        )
-        .is_err()
-        {
-            break;
-        }
-        entries.push(entry);
-        offset += header.record_len();
     }
     Ok(entries)
+}
+
+/// A read-ahead window over a file for scanning: small reads at nearby offsets cost no system call.
+struct Window<'f> {
+    file: &'f File,
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl<'f> Window<'f> {
+    const LEN: usize = 4 << 20;
+
+    fn new(file: &'f File) -> Window<'f> {
+        Window {
+            file,
+            start: 0,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// `n` bytes at `offset`, or `None` past the end of the file or on a read error.
+    fn bytes_at(&mut self, offset: u64, n: usize) -> Option<&[u8]> {
+        let inside =
+            offset >= self.start && offset + n as u64 <= self.start + self.bytes.len() as u64;
+        if !inside {
+            self.bytes.resize(Self::LEN.max(n), 0);
+            let mut filled = 0;
+            while filled < self.bytes.len() {
+                match self
+                    .file
+                    .read_at(&mut self.bytes[filled..], offset + filled as u64)
+                {
+                    Ok(0) => break,
+                    Ok(read) => filled += read,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            self.bytes.truncate(filled);
+            self.start = offset;
+        }
+        let at = (offset - self.start) as usize;
+        self.bytes.get(at..at + n)
+    }
 }
 
 /// Open pack files of a store, shared by all readers.
@@ -275,7 +341,7 @@ impl PackFiles {
             return Ok(file.clone());
         }
         let path = pack_path(&self.dir, id);
-        let file = match File::open(&path) {
+        let file = match open_regular(&path) {
             Ok(file) => Arc::new(file),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::MissingPack(*id));

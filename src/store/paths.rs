@@ -13,8 +13,10 @@
 //! STORE/lock                 flock'ed by the one writer
 //! ```
 
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, IoContext, Result};
 use crate::id::StoreId;
 
 /// Folder of pack files.
@@ -85,14 +87,40 @@ pub fn default_store_dir() -> Option<PathBuf> {
     xdg_dir("XDG_DATA_HOME", ".local/share").map(|dir| dir.join("modelfs"))
 }
 
-/// This machine's modelfs cache directory: `$XDG_CACHE_HOME/modelfs` (`~/.cache/modelfs`).
-pub fn machine_cache_root() -> PathBuf {
-    xdg_dir("XDG_CACHE_HOME", ".cache")
-        .unwrap_or_else(std::env::temp_dir)
-        .join("modelfs")
+/// This machine's modelfs cache directory: `$XDG_CACHE_HOME/modelfs` (`~/.cache/modelfs`), or
+/// without a home (a root service), `/tmp/modelfs-<uid>`. Created private (0700) if missing, and
+/// refused unless it is a real directory owned by this user that nobody else can write: other
+/// local users must not be able to plant links where modelfs writes indexes, logs and pid files.
+pub fn machine_cache_root() -> Result<PathBuf> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let root = match xdg_dir("XDG_CACHE_HOME", ".cache") {
+        Some(base) => base.join("modelfs"),
+        None => std::env::temp_dir().join(format!("modelfs-{euid}")),
+    };
+    if let Some(parent) = root.parent() {
+        std::fs::create_dir_all(parent).at(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(&root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(&root, e)),
+    }
+    let meta = std::fs::symlink_metadata(&root).at(&root)?;
+    if !meta.is_dir() || meta.uid() != euid || meta.mode() & 0o022 != 0 {
+        return Err(Error::BadInput {
+            path: root,
+            reason: format!(
+                "is not a private directory of this user (owner uid {}, mode {:o}); remove it, or \
+                 set XDG_CACHE_HOME to a directory of your own",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        });
+    }
+    Ok(root)
 }
 
 /// Per-machine cache directory for a store: `$XDG_CACHE_HOME/modelfs/<store id>`.
-pub fn machine_cache_dir(store_id: &StoreId) -> PathBuf {
-    machine_cache_root().join(store_id.to_hex())
+pub fn machine_cache_dir(store_id: &StoreId) -> Result<PathBuf> {
+    Ok(machine_cache_root()?.join(store_id.to_hex()))
 }

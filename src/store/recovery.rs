@@ -53,6 +53,22 @@ pub fn remove_unsealed_packs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Deletes temp files a writer left behind when it died (`.NAME.<random>.tmp` beside the
+/// registry, the config and the manifests). `remove_file` removes a link itself, never its target.
+pub fn remove_temp_files(paths: &StorePaths) -> Result<()> {
+    for dir in [paths.root.clone(), paths.manifests()] {
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(fsutil::TEMP_SUFFIX) {
+                std::fs::remove_file(entry.path()).at(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The chunks of a pack: from its table, or by scanning its records if the table is damaged.
 pub fn pack_entries(dir: &Path, id: &PackId) -> Result<Vec<TableEntry>> {
     let path = pack::pack_path(dir, id);
@@ -70,9 +86,17 @@ pub fn pack_entries(dir: &Path, id: &PackId) -> Result<Vec<TableEntry>> {
 pub fn index_unindexed_packs(index: &Index, dir: &Path) -> Result<()> {
     let known: HashSet<PackId> = index.packs()?.into_iter().map(|(id, _)| id).collect();
     for (id, bytes) in list_sealed_packs(dir)? {
-        if !known.contains(&id) {
-            info!(pack = %id, "indexing a sealed pack the index did not list");
-            index.add_pack(id, bytes, &pack_entries(dir, &id)?)?;
+        if known.contains(&id) {
+            continue;
+        }
+        info!(pack = %id, "indexing a sealed pack the index did not list");
+        match pack_entries(dir, &id) {
+            Ok(entries) => index.add_pack(id, bytes, &entries)?,
+            // One unreadable pack must not make the whole store unusable: its chunks stay
+            // unindexed (and the pack on disk, untouched) until it can be read.
+            Err(e) => {
+                warn!(pack = %id, error = %e, "cannot read a pack; its chunks are not indexed")
+            }
         }
     }
     Ok(())
@@ -162,7 +186,7 @@ pub fn open_reader_index(paths: &StorePaths, config: &StoreConfig) -> Result<Rea
         Err(e @ Error::NewerFormat { .. }) => return Err(e),
         Err(e) => e,
     };
-    let cached = machine_cache_dir(&config.store_id).join(INDEX_DIR);
+    let cached = machine_cache_dir(&config.store_id)?.join(INDEX_DIR);
     warn!(error = %e, cache = %cached.display(), "store index unusable; using a copy in the local cache");
     if let Some(parent) = cached.parent() {
         std::fs::create_dir_all(parent).at(parent)?;

@@ -4,14 +4,16 @@
 //! Owns model and version naming and resolution. The JSON layout is `format::registry`; durability
 //! comes from `fsutil::write_atomic` (the rename is the commit point of `add` and `rm`).
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::format::registry::MAX_REGISTRY_LEN;
 use crate::format::registry::{
     Layout, ModelEntry, REGISTRY_FORMAT_VERSION, Registry, VersionEntry,
 };
-use crate::store::fsutil::write_atomic;
+use crate::store::fsutil::{read_capped, write_atomic};
 
 /// File name of the registry inside the store.
 pub const REGISTRY_FILE_NAME: &str = "registry.json";
@@ -32,6 +34,62 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
             name: name.to_owned(),
         })
     }
+}
+
+/// Checks a file path inside a model: relative, `/`-separated, no empty, `.` or `..` parts, no
+/// control characters, at most 4096 bytes.
+pub fn valid_file_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 4096
+        && !path.chars().any(char::is_control)
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+/// Checks everything a registry read from a store claims, before anything uses it: every model and
+/// version name follows the name rules, every model has a version and every version a file, a
+/// single-file version has exactly one, file paths are valid and unique. A registry on a stick or
+/// a share may lie in any field; the reason names the offending entry (quoted, so control
+/// characters cannot reach a terminal).
+pub fn check(registry: &Registry) -> std::result::Result<(), String> {
+    for (model, entry) in &registry.models {
+        validate_name("model name", model).map_err(|e| e.to_string())?;
+        if entry.versions.is_empty() {
+            return Err(format!("model {model:?} has no versions"));
+        }
+        let mut versions = HashSet::new();
+        for version in &entry.versions {
+            let name = &version.version;
+            validate_name("version", name).map_err(|e| format!("model {model:?}: {e}"))?;
+            if !versions.insert(name) {
+                return Err(format!("model {model:?} lists version {name:?} twice"));
+            }
+            let files = &version.files;
+            match (version.layout, files.len()) {
+                (_, 0) => return Err(format!("{model}@{name} has no files")),
+                (Layout::File, n) if n > 1 => {
+                    return Err(format!(
+                        "{model}@{name} is a single-file model with {n} files"
+                    ));
+                }
+                _ => {}
+            }
+            let mut paths = HashSet::new();
+            for file in files {
+                if !valid_file_path(&file.path) {
+                    return Err(format!(
+                        "{model}@{name} has an invalid file path {:?}",
+                        file.path
+                    ));
+                }
+                if !paths.insert(&file.path) {
+                    return Err(format!("{model}@{name} lists {:?} twice", file.path));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A reference to a model, a version of it, and optionally one of its files: `NAME[@VERSION][/FILE]`.
@@ -115,8 +173,12 @@ pub fn mounted_name(model: &str, version: &VersionEntry) -> String {
 
 /// Reads the registry file; a store without one has no models.
 pub fn load(path: &Path) -> Result<Registry> {
-    match std::fs::read(path) {
-        Ok(bytes) => crate::format::registry::decode(path, &bytes),
+    match read_capped(path, MAX_REGISTRY_LEN) {
+        Ok(bytes) => {
+            let registry = crate::format::registry::decode(path, &bytes)?;
+            check(&registry).map_err(|reason| Error::corrupt(path, reason))?;
+            Ok(registry)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
         Err(e) => Err(Error::io(path, e)),
     }
