@@ -173,6 +173,11 @@ pub enum Error {
     /// The background mount process reported a failure.
     #[error("{0}")]
     Daemon(String),
+    /// This user may not write to the store and the operation writes.
+    #[error(
+        "store {0} is not writable by this user (permission denied); run the command as its owner"
+    )]
+    NotWritable(PathBuf),
     /// The store is on read-only media and the operation writes.
     #[error("store {0} is read-only; this command needs to write to it")]
     ReadOnlyStore(PathBuf),

@@ -63,6 +63,9 @@ pub struct AddReport {
     pub new_bytes: u64,
     /// Bytes the new chunks take in packs (after compression, with record headers).
     pub stored_bytes: u64,
+    /// Files named like a model format (`.gguf`, `.safetensors`) whose header does not parse:
+    /// stored as plain bytes, without tensor-aligned chunking.
+    pub not_models: Vec<String>,
 }
 
 /// One input file.
@@ -316,7 +319,14 @@ impl<'s> Ingest<'s> {
         // chunker (a thread sending windows of spans), and hashing, compressing and packing the
         // windows on this thread with the rayon pool.
         let chunker = self.chunker;
-        let segments = segments_of(data.len(), crate::modelfile::detect(data).as_ref());
+        let layout = crate::modelfile::detect(data);
+        let claims_a_format = Path::new(&input.name)
+            .extension()
+            .is_some_and(|ext| ext == "gguf" || ext == "safetensors");
+        if layout.is_none() && claims_a_format {
+            self.report.not_models.push(input.name.clone());
+        }
+        let segments = segments_of(data.len(), layout.as_ref());
         let (windows_tx, windows_rx) = std::sync::mpsc::sync_channel::<Vec<Span>>(16);
         let (blake3, sha256, chunks) = std::thread::scope(|scope| {
             let sha256 = scope.spawn(|| sha256_of(data));

@@ -241,8 +241,8 @@ impl Vfs {
 
     /// Opens file `ino` and returns a handle for [`Vfs::read`].
     pub fn open(&self, ino: Ino) -> Result<Fh> {
-        let (manifest_id, label) = self.with_node(ino, |_, node| match &node.data {
-            NodeData::File { manifest, label } => Ok((*manifest, label.clone())),
+        let (manifest_id, label, size) = self.with_node(ino, |_, node| match &node.data {
+            NodeData::File { manifest, label } => Ok((*manifest, label.clone(), node.size)),
             NodeData::Dir { .. } => Err(Error::IsADirectory),
         })?;
         let file = {
@@ -250,8 +250,7 @@ impl Vfs {
             match open_files.get(&manifest_id).and_then(Weak::upgrade) {
                 Some(file) => file,
                 None => {
-                    let manifest = self.reader.source().manifest(&manifest_id)?;
-                    let file = Arc::new(self.reader.open(label, manifest));
+                    let file = Arc::new(self.reader.open_listed(label, &manifest_id, size)?);
                     open_files.retain(|_, weak| weak.strong_count() > 0);
                     open_files.insert(manifest_id, Arc::downgrade(&file));
                     file

@@ -29,10 +29,16 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     };
     let started = std::time::Instant::now();
     let report = add(&store, &request, &super::Bar::new())
-        .with_context(|| format!("cannot add model {}", args.name))?;
+        .with_context(|| format!("cannot add model {:?}", args.name))?;
+    for name in &report.not_models {
+        eprintln!(
+            "modelfs: warning: {name} is not a valid model file of its kind (empty, truncated or \
+             damaged header); stored as plain bytes"
+        );
+    }
     let seconds = started.elapsed().as_secs_f64();
     let reused = report.logical_bytes - report.new_bytes;
-    println!(
+    out!(
         "added {}@{}: {} file{}, {} in {:.1} s ({:.0} MB/s)",
         report.model,
         report.version,
@@ -42,7 +48,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         seconds,
         report.logical_bytes as f64 / 1e6 / seconds.max(1e-9),
     );
-    println!(
+    out!(
         "  new: {} in {} chunks, stored as {}; deduplicated: {} ({:.1}%) in {} chunks",
         human_bytes(report.new_bytes),
         report.new_chunks,

@@ -31,11 +31,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     };
     let report = diff(&Reader::new(Arc::new(store), options), &a, &b)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     for (path, how) in &report.files {
-        println!("file    {path}: {how}");
+        out!("file    {path}: {how}");
     }
     for tensor in &report.tensors {
         let (word, size) = match tensor.change {
@@ -57,14 +57,14 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 )
             }
         };
-        println!("{word} {}  {size}", tensor.name);
+        out!("{word} {}  {size}", tensor.name);
     }
     let renamed = report
         .tensors
         .iter()
         .filter(|t| t.change == TensorChange::Renamed)
         .count();
-    println!(
+    out!(
         "{} tensor(s) differ, {} identical, {renamed} identical under another name; going from {} to {} transfers {} ({} stored) of {}",
         report.tensors.len() - renamed,
         report.same_tensors,

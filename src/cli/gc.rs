@@ -14,7 +14,7 @@ pub struct Args {}
 pub fn run(store_dir: &Path, _args: Args) -> anyhow::Result<ExitCode> {
     let store = open_store(store_dir, Access::Write)?;
     let report = gc(&store)?;
-    println!(
+    out!(
         "packs: {} dropped, {} rewritten{}; manifests removed: {}; pack bytes {} -> {} (freed {})",
         report.packs_dropped,
         report.packs_rewritten,

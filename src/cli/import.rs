@@ -32,7 +32,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let source = open_store(&args.source, Access::Read)?;
     let store = open_store(store_dir, Access::Write)?;
     let plan = plan_import(&source, &store, &selection)?;
-    println!(
+    out!(
         "{} version(s) to add ({} already here); copying {} in {} chunks",
         plan.versions_to_add(),
         plan.versions_present,
@@ -45,7 +45,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             args.source.display()
         )
     })?;
-    println!(
+    out!(
         "imported {} version(s): copied {} in {} chunks",
         report.versions_added,
         human_bytes(report.bytes_copied),

@@ -17,7 +17,7 @@ pub fn run(store_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
         Command::Rebuild => {
             let packs = Store::rebuild_index(store_dir)
                 .with_context(|| format!("cannot rebuild the index of {}", store_dir.display()))?;
-            println!(
+            out!(
                 "index rebuilt from {packs} pack{}",
                 if packs == 1 { "" } else { "s" }
             );

@@ -36,8 +36,8 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let outcome = Store::init(store_dir, options)
         .with_context(|| format!("cannot create a store at {}", store_dir.display()))?;
     match outcome {
-        InitOutcome::Created => println!("created store {}", store_dir.display()),
-        InitOutcome::AlreadyExists => println!(
+        InitOutcome::Created => out!("created store {}", store_dir.display()),
+        InitOutcome::AlreadyExists => out!(
             "store {} already exists; nothing changed",
             store_dir.display()
         ),

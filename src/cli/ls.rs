@@ -133,11 +133,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&models)?);
+        out!("{}", serde_json::to_string_pretty(&models)?);
     } else if detailed {
         for model in &models {
             for version in &model.versions {
-                println!(
+                out!(
                     "{}@{}  added {}  {} file{}  {}",
                     model.name,
                     version.version,
@@ -147,10 +147,10 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                     human_bytes(version.size),
                 );
                 if let Some(usage) = version.usage {
-                    println!("  {}", usage_line(&usage));
+                    out!("  {}", usage_line(&usage));
                 }
                 for file in &version.files {
-                    println!(
+                    out!(
                         "  {:<40} {:>10}  sha256:{}",
                         file.path,
                         human_bytes(file.size),
@@ -160,9 +160,9 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     } else if models.is_empty() {
-        println!("no models yet; add one with `modelfs add NAME PATH`");
+        out!("no models yet; add one with `modelfs add NAME PATH`");
     } else {
-        println!(
+        out!(
             "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  MOUNTED AS",
             "MODEL", "VERSIONS", "NEWEST", "FILES", "SIZE", "ADDED"
         );
@@ -171,7 +171,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 .versions
                 .last()
                 .expect("a registered model has a version");
-            println!(
+            out!(
                 "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {}",
                 model.name,
                 model.versions.len(),
@@ -182,7 +182,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 model.mounted_as,
             );
             if let Some(usage) = model.usage {
-                println!("  all versions: {}", usage_line(&usage));
+                out!("  all versions: {}", usage_line(&usage));
             }
         }
     }

@@ -3,6 +3,15 @@
 //! Owns argument parsing, turning arguments into library calls, and everything printed to stdout.
 //! The only place that uses `anyhow` (for context on errors) and the only place that prints.
 
+/// `println!` that returns an error (stdout closed early by `| head`, say; `main` treats that as
+/// success) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod add;
 mod cat;
 mod diff;

@@ -27,8 +27,9 @@ pub struct Args {
     /// is gone (the mount then holds the local store's writer lock).
     #[arg(long)]
     fill: bool,
-    /// When to hash a chunk: the first time the mount reads it, or on every read from its pack.
-    #[arg(long, value_enum, default_value_t = Verify::FirstRead)]
+    /// When to hash a chunk read from its pack: every time (default), or only the first time an
+    /// open file reads it (trusts the medium afterwards: only for a store nobody else can write).
+    #[arg(long, value_enum, default_value_t = Verify::EveryRead)]
     verify: Verify,
     /// Log file of the background mount [default: ~/.cache/modelfs/STORE_ID/mount.log].
     #[arg(long, value_name = "FILE")]

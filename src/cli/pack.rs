@@ -53,7 +53,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let store = open_store(store_dir, Access::Read)?;
     let report = pack(&store, &args.dest, &selection, &Bar::new())
         .with_context(|| format!("cannot pack into {}", args.dest.display()))?;
-    println!(
+    out!(
         "packed {} version(s) into {}: {} in {} chunks",
         report.versions_added,
         args.dest.display(),
@@ -65,7 +65,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         let launchers = [("mount.sh", MOUNT_SH), ("install.sh", INSTALL_SH)];
         write_launcher(&args.dest, &exe, &launchers)
             .with_context(|| format!("cannot add the executable to {}", args.dest.display()))?;
-        println!(
+        out!(
             "added modelfs, mount.sh and install.sh: run `sh {}/mount.sh` on the target machine",
             args.dest.display()
         );

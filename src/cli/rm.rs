@@ -47,6 +47,6 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
-    println!("removed {removed}; run `modelfs gc` to reclaim its space");
+    out!("removed {removed}; run `modelfs gc` to reclaim its space");
     Ok(ExitCode::SUCCESS)
 }

@@ -23,40 +23,40 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         let mut value = serde_json::to_value(&stats)?;
         value["dedup_ratio"] = serde_json::json!(stats.dedup_ratio());
         value["models"] = serde_json::to_value(&models)?;
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        out!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("store          {}", store.root().display());
-    println!(
+    out!("store          {}", store.root().display());
+    out!(
         "models         {} ({} versions, {} files)",
         stats.models, stats.versions, stats.files
     );
-    println!("logical bytes  {}", human_bytes(stats.logical_bytes));
-    println!(
+    out!("logical bytes  {}", human_bytes(stats.logical_bytes));
+    out!(
         "unique bytes   {} in {} chunks",
         human_bytes(stats.unique_bytes),
         stats.chunks
     );
-    println!(
+    out!(
         "stored bytes   {} in {} packs",
         human_bytes(stats.stored_bytes),
         stats.packs
     );
-    println!(
+    out!(
         "dedup ratio    {:.2}x (logical / stored)",
         stats.dedup_ratio()
     );
     if models.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    println!();
-    println!(
+    out!();
+    out!(
         "{:<28} {:>8} {:>11} {:>11} {:>11} {:>14}",
         "MODEL", "VERSIONS", "LOGICAL", "SHARED", "UNIQUE", "RM WOULD FREE"
     );
     for model in &models {
         let t = model.total;
-        println!(
+        out!(
             "{:<28} {:>8} {:>11} {:>11} {:>11} {:>14}",
             model.model,
             model.versions.len(),

@@ -25,12 +25,12 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let store = open_store(store_dir, Access::Read)?;
     let report = scrub(&store, &specs, &Silent)?;
     for problem in &report.problems {
-        println!("BAD  {}", problem.description);
+        out!("BAD  {}", problem.description);
         for file in &problem.affected {
-            println!("     affects {file}");
+            out!("     affects {file}");
         }
     }
-    println!(
+    out!(
         "checked {} version{}, {} file{}, {} chunks ({}): {}",
         report.versions,
         if report.versions == 1 { "" } else { "s" },

@@ -215,15 +215,15 @@ impl Trailer {
         })
     }
 
-    /// Whether the trailer is consistent with a pack of `pack_len` bytes.
+    /// Whether the trailer is consistent with a pack of `pack_len` bytes. Every sum is checked:
+    /// the offset and count come from the file and may be anything.
     pub fn fits(&self, pack_len: u64) -> bool {
-        let table_len = self.entry_count.checked_mul(TABLE_ENTRY_LEN as u64);
-        match table_len.and_then(|len| len.checked_add(self.table_offset)) {
-            Some(table_end) => {
-                self.table_offset >= HEADER_LEN as u64 && table_end + TRAILER_LEN as u64 == pack_len
-            }
-            None => false,
-        }
+        let end = self
+            .entry_count
+            .checked_mul(TABLE_ENTRY_LEN as u64)
+            .and_then(|table_len| table_len.checked_add(self.table_offset))
+            .and_then(|table_end| table_end.checked_add(TRAILER_LEN as u64));
+        self.table_offset >= HEADER_LEN as u64 && end == Some(pack_len)
     }
 }
 
@@ -373,6 +373,34 @@ mod tests {
         let mut bad = bytes;
         bad[0] = b'X';
         assert_eq!(PackHeader::decode(&bad), None);
+    }
+
+    /// Found by `tools/fuzz` (target `pack`): a trailer whose table ends just short of
+    /// `u64::MAX` overflowed when the trailer's length was added.
+    #[test]
+    fn trailer_fits_checks_every_sum() {
+        for (table_offset, entry_count) in [
+            (u64::MAX - 10, 0),
+            (u64::MAX - TRAILER_LEN as u64 + 1, 0),
+            (u64::MAX - 100, 1),
+            (HEADER_LEN as u64, u64::MAX / TABLE_ENTRY_LEN as u64),
+            (u64::MAX, u64::MAX),
+        ] {
+            let trailer = Trailer {
+                table_hash: [0; 32],
+                table_offset,
+                entry_count,
+            };
+            for pack_len in [0, 88, u64::MAX - 1, u64::MAX] {
+                assert!(!trailer.fits(pack_len), "{trailer:?} fits {pack_len}");
+            }
+        }
+        let largest = Trailer {
+            table_hash: [0; 32],
+            table_offset: u64::MAX - TRAILER_LEN as u64,
+            entry_count: 0,
+        };
+        assert!(largest.fits(u64::MAX));
     }
 
     #[test]

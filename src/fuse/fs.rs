@@ -112,6 +112,18 @@ impl Filesystem for ModelFs {
         });
     }
 
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Nothing is ever written, so there is nothing to flush on close.
+        reply.ok();
+    }
+
     fn release(
         &self,
         _req: &Request,

@@ -136,7 +136,7 @@ const DAEMON_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 /// Unmounts the modelfs mount at `mountpoint` and waits for the process that served it to exit,
 /// so a new mount at the same place right after is not disturbed by the old one.
 pub fn unmount(mountpoint: &Path) -> Result<()> {
-    let canonical = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let canonical = mountinfo::resolve(mountpoint);
     let process = control::MountProcess::recorded(&canonical);
     mountinfo::unmount(mountpoint)?;
     if let Some(process) = process

@@ -39,6 +39,14 @@ pub fn check_mountpoint(mountpoint: &Path) -> Result<PathBuf> {
     Ok(canonical)
 }
 
+/// The canonical path of `mountpoint`; for a dead mount (whose directory can no longer be
+/// resolved) its absolute path, as the mount table lists it.
+pub fn resolve(mountpoint: &Path) -> PathBuf {
+    std::fs::canonicalize(mountpoint)
+        .or_else(|_| std::path::absolute(mountpoint))
+        .unwrap_or_else(|_| mountpoint.to_owned())
+}
+
 /// Whether something is mounted exactly at `path` (canonical).
 pub fn is_mounted(path: &Path) -> Result<bool> {
     let table = std::fs::read_to_string("/proc/self/mountinfo")
@@ -75,7 +83,7 @@ fn unescape(field: &str) -> String {
 
 /// Unmounts the modelfs mount at `mountpoint`.
 pub fn unmount(mountpoint: &Path) -> Result<()> {
-    let canonical = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let canonical = resolve(mountpoint);
     if !is_mounted(&canonical)? {
         return Err(Error::Mountpoint {
             path: mountpoint.to_owned(),

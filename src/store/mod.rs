@@ -183,6 +183,7 @@ impl Store {
                     fsutil::check_real_dir(&dir)?;
                 }
                 let lock = take_writer_lock(&paths)?;
+                require_free_space(&paths)?;
                 recovery::remove_temp_files(&paths)?;
                 upgrade_config(&paths, &config)?;
                 recovery::remove_unsealed_packs(&paths.packs())?;
@@ -403,7 +404,13 @@ pub fn read_config(root: &Path) -> Result<StoreConfig> {
         }
         Err(e) => return Err(Error::io(path, e)),
     };
-    config::decode(&path, &bytes)
+    let config = config::decode(&path, &bytes)?;
+    crate::chunker::Chunker::validate(&config.chunking)
+        .map_err(|reason| Error::corrupt(&path, format!("store config: {reason}")))?;
+    if config.pack_target_bytes == 0 {
+        return Err(Error::corrupt(&path, "store config: pack size 0"));
+    }
+    Ok(config)
 }
 
 /// Raises an older store's config to the current version before anything newer is written into it
@@ -424,6 +431,23 @@ fn upgrade_config(paths: &StorePaths, config: &StoreConfig) -> Result<()> {
     write_atomic(&paths.config(), &config::encode(&upgraded))
 }
 
+/// Space a writer needs before it starts: the index writes its log on open, and RocksDB aborts
+/// (instead of returning an error) when that fails on a completely full disk.
+const MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// Refuses to start writing on a (nearly) full disk, before anything is written.
+fn require_free_space(paths: &StorePaths) -> Result<()> {
+    let stat = nix::sys::statvfs::statvfs(&paths.root).map_err(|e| Error::io(&paths.root, e.into()))?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    // Some FUSE file systems (fusefat) report no sizes at all: nothing to judge by.
+    if stat.blocks() > 0 && free < MIN_FREE_BYTES {
+        return Err(Error::DiskFull {
+            path: paths.root.clone(),
+        });
+    }
+    Ok(())
+}
+
 fn take_writer_lock(paths: &StorePaths) -> Result<Flock<File>> {
     let path = paths.lock();
     let file = match OpenOptions::new()
@@ -442,13 +466,11 @@ fn take_writer_lock(paths: &StorePaths) -> Result<Flock<File>> {
                 "is a symbolic link; the lock must be a regular file",
             ));
         }
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)
-            ) =>
-        {
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
             return Err(Error::ReadOnlyStore(paths.root.clone()));
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
+            return Err(Error::NotWritable(paths.root.clone()));
         }
         Err(e) => return Err(Error::io(path, e)),
     };
