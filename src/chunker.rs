@@ -58,7 +58,7 @@ impl Chunker {
     }
 
     /// The chunk spans of `data`, in order, covering it exactly. Empty data has no chunks.
-    pub fn spans<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
+    pub fn spans(&self, data: &[u8]) -> impl Iterator<Item = Range<usize>> + use<> {
         let whole = Segment {
             range: 0..data.len(),
             record: None,
@@ -71,20 +71,87 @@ impl Chunker {
     /// quantized blocks), cuts fall on record borders so grouped fields line up. Each span comes
     /// with its segment's record fields.
     /// `segments` must be sorted, disjoint, and cover `data`.
-    pub fn segment_spans<'a>(&self, data: &'a [u8], segments: Vec<Segment>) -> SegmentSpans<'a> {
+    pub fn segment_spans(
+        &self,
+        data: &[u8],
+        segments: Vec<Segment>,
+    ) -> impl Iterator<Item = Span> + use<> {
+        let window = Window {
+            bytes: data,
+            base: 0,
+            last: true,
+        };
+        self.window_spans(&window, &segments, 0).0.into_iter()
+    }
+
+    /// The spans of a file read one window at a time: cuts from file offset `from` on, within
+    /// `window` (whose segments, absolute file ranges, are `segments`), exactly the cuts chunking
+    /// the whole file at once makes. Returns them with the offset to continue from: the start of
+    /// the first chunk the window cannot finish (its cut could depend on bytes past the window), or
+    /// the window's end. The caller reads on from there into the next window.
+    pub fn window_spans(
+        &self,
+        window: &Window<'_>,
+        segments: &[Segment],
+        from: usize,
+    ) -> (Vec<Span>, usize) {
         let p = self.params;
         let cdc = fastcdc::v2020::FastCDC::new(
-            data,
+            window.bytes,
             p.min_size as usize,
             p.avg_size as usize,
             p.max_size as usize,
         );
-        SegmentSpans {
-            cdc,
-            segments: segments.into_iter(),
-            current: None,
+        let window_end = window.base + window.bytes.len();
+        let mut spans = Vec::with_capacity(window.bytes.len() / p.avg_size as usize + 2);
+        for segment in segments
+            .iter()
+            .filter(|s| s.range.end > from && s.range.start < window_end)
+        {
+            let mut pos = from.max(segment.range.start);
+            let available_end = segment.range.end.min(window_end);
+            while pos < segment.range.end {
+                let remaining = available_end.saturating_sub(pos);
+                // A cut looks at most `max_size` bytes ahead: with fewer bytes in the window and
+                // more of the segment beyond it, the cut is not final yet.
+                let unfinished = available_end < segment.range.end
+                    && remaining < p.max_size as usize
+                    && !window.last;
+                if remaining == 0 || unfinished {
+                    return (spans, pos);
+                }
+                let (_, cut) = cdc.cut(pos - window.base, remaining);
+                let mut end = cut + window.base;
+                if let Some(width) = segment
+                    .record
+                    .map(|f| f.iter().map(|&w| usize::from(w)).sum::<usize>())
+                    .filter(|_| end < segment.range.end)
+                {
+                    let aligned = segment.range.start + (end - segment.range.start) / width * width;
+                    if aligned > pos {
+                        end = aligned;
+                    }
+                }
+                spans.push((pos..end, segment.record));
+                pos = end;
+            }
         }
+        (spans, window_end)
     }
+}
+
+/// A chunk's byte range in the file and the fields of the records in it (if any).
+pub type Span = (Range<usize>, Option<Fields>);
+
+/// Bytes of a file being chunked a window at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// The bytes.
+    pub bytes: &'a [u8],
+    /// File offset of `bytes[0]`.
+    pub base: usize,
+    /// Whether the window reaches the end of the file.
+    pub last: bool,
 }
 
 /// A stretch of a file chunked on its own.
@@ -94,47 +161,6 @@ pub struct Segment {
     pub range: Range<usize>,
     /// The fields of the fixed-size records stored there, if grouping them helps compression.
     pub record: Option<Fields>,
-}
-
-/// Iterator of [`Chunker::segment_spans`].
-pub struct SegmentSpans<'a> {
-    cdc: fastcdc::v2020::FastCDC<'a>,
-    segments: std::vec::IntoIter<Segment>,
-    /// The segment being cut and the position reached in it.
-    current: Option<(Segment, usize)>,
-}
-
-impl Iterator for SegmentSpans<'_> {
-    type Item = (Range<usize>, Option<Fields>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            match &mut self.current {
-                Some((segment, pos)) if *pos < segment.range.end => {
-                    let start = *pos;
-                    let (_, mut end) = self.cdc.cut(start, segment.range.end - start);
-                    if let Some(width) = segment
-                        .record
-                        .map(|f| f.iter().map(|&w| usize::from(w)).sum::<usize>())
-                        .filter(|_| end < segment.range.end)
-                    {
-                        let aligned =
-                            segment.range.start + (end - segment.range.start) / width * width;
-                        if aligned > start {
-                            end = aligned;
-                        }
-                    }
-                    *pos = end;
-                    return Some((start..end, segment.record));
-                }
-                _ => {
-                    let segment = self.segments.next()?;
-                    let start = segment.range.start;
-                    self.current = Some((segment, start));
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,14 +12,11 @@ use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::registry::FileEntry;
 use crate::id::ChunkId;
-use crate::modelfile::detect_from_prefix;
+use crate::modelfile::detect_by_prefix;
 use std::sync::Arc;
 
 use crate::read::Reader;
 use crate::store::registry::{ModelSpec, resolve};
-
-/// Largest header read to find tensors (GGUF vocabularies can take several MiB).
-const MAX_HEADER_READ: usize = 256 << 20;
 
 /// How one tensor differs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -102,19 +99,7 @@ fn load_side(reader: &Arc<Reader>, spec: &ModelSpec) -> Result<Side> {
             file: Some(entry.path.clone()),
         })?;
         let manifest = open.manifest().clone();
-        let mut prefix = vec![0u8; (1 << 20).min(manifest.size as usize)];
-        let layout = loop {
-            let n = open.read_at(0, &mut prefix)?;
-            prefix.truncate(n);
-            let layout = detect_from_prefix(&prefix, manifest.size);
-            if layout.is_some()
-                || prefix.len() as u64 >= manifest.size
-                || prefix.len() >= MAX_HEADER_READ
-            {
-                break layout;
-            }
-            prefix.resize((prefix.len() * 4).min(manifest.size as usize), 0);
-        };
+        let layout = detect_by_prefix(manifest.size, |prefix| open.read_at(0, prefix))?;
         for tensor in layout.map(|l| l.tensors).unwrap_or_default() {
             let chunks = manifest
                 .chunks

@@ -1,6 +1,6 @@
 //! `add`: turn a model file or folder into chunks, packs, manifests and a registry entry.
 //!
-//! Owns the ingest pipeline: walk the input, map each file, cut it into content-defined chunks,
+//! Owns the ingest pipeline: walk the input, read each file block by block, cut it into chunks,
 //! hash them in parallel, look them up in the index, compress the new ones in parallel, append them
 //! to packs in order, write the file's manifest, and finally commit the new version to the registry.
 //! Until that commit nothing is visible; if anything fails before it, the packs this `add` sealed
@@ -12,14 +12,15 @@ use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use sha2::Digest;
 use tracing::{debug, warn};
 
-use crate::chunker::{Chunker, Segment};
+use crate::chunker::{Chunker, Segment, Span, Window};
 use crate::codec::{EncodedChunk, Encoder};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::format::manifest::{ChunkRef, Manifest};
 use crate::format::registry::{FileEntry, Layout, VersionEntry};
 use crate::id::{ChunkId, ManifestId};
@@ -307,59 +308,87 @@ impl<'s> Ingest<'s> {
 
     fn add_file(&mut self, input: &Input, progress: &dyn Progress) -> Result<Manifest> {
         let file = File::open(&input.path).map_err(|e| bad_input(&input.path, &e))?;
-        let map = map_file(&file, &input.path)?;
-        let data: &[u8] = map.as_deref().unwrap_or_default();
-        if data.len() as u64 != input.size {
-            return Err(Error::BadInput {
-                path: input.path.clone(),
-                reason: "file changed size while being added".into(),
-            });
+        let before = Snapshot::of(&file, &input.path)?;
+        if before.len != input.size {
+            return Err(changed(&input.path));
         }
-        // Four activities overlap: the whole-file sha256 and blake3 (one thread each), the
-        // chunker (a thread sending windows of spans), and hashing, compressing and packing the
-        // windows on this thread with the rayon pool.
-        let chunker = self.chunker;
-        let layout = crate::modelfile::detect(data);
+        let _ = nix::fcntl::posix_fadvise(
+            &file,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL,
+        );
+        let layout = crate::modelfile::detect_by_prefix(input.size, |prefix| {
+            read_fully(&file, 0, prefix).map_err(|e| bad_input(&input.path, &e))
+        })?;
         let claims_a_format = Path::new(&input.name)
             .extension()
             .is_some_and(|ext| ext == "gguf" || ext == "safetensors");
         if layout.is_none() && claims_a_format {
             self.report.not_models.push(input.name.clone());
         }
-        let segments = segments_of(data.len(), layout.as_ref());
-        let (windows_tx, windows_rx) = std::sync::mpsc::sync_channel::<Vec<Span>>(16);
-        let (blake3, sha256, chunks) = std::thread::scope(|scope| {
-            let sha256 = scope.spawn(|| sha256_of(data));
-            let blake3 = scope.spawn(|| *blake3::hash(data).as_bytes());
-            scope.spawn(move || {
-                let mut window = Vec::with_capacity(WINDOW);
-                for span in chunker.segment_spans(data, segments) {
-                    window.push(span);
-                    // A closed channel means the consumer failed; stop chunking.
-                    if window.len() == WINDOW
-                        && windows_tx
-                            .send(std::mem::replace(&mut window, Vec::with_capacity(WINDOW)))
-                            .is_err()
-                    {
-                        return;
-                    }
+        let segments = segments_of(input.size as usize, layout.as_ref());
+        // Four activities overlap: a reader thread reads the file into owned blocks and cuts
+        // them into chunks; two threads hash the whole file (sha256, blake3) from the same blocks;
+        // this thread hashes, compresses and packs the chunks with the rayon pool. Everything comes
+        // from one copy of the bytes, so chunk ids, stored bytes and whole-file digests always
+        // agree, whatever happens to the input meanwhile; a change is caught by comparing the
+        // file's metadata before and after.
+        let chunker = self.chunker;
+        let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        let (sha_tx, sha_rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+        let (b3_tx, b3_rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+        let (digests, read, chunks) = std::thread::scope(|scope| {
+            let sha256 = scope.spawn(move || {
+                let mut hasher = sha2::Sha256::new();
+                for batch in sha_rx {
+                    hasher.update(batch.fresh());
                 }
-                if !window.is_empty() {
-                    let _ = windows_tx.send(window);
-                }
+                <[u8; 32]>::from(hasher.finalize())
             });
-            let chunks = self.add_chunks(data, windows_rx, progress);
-            (
+            let blake3 = scope.spawn(move || {
+                let mut hasher = blake3::Hasher::new();
+                for batch in b3_rx {
+                    hasher.update(batch.fresh());
+                }
+                *hasher.finalize().as_bytes()
+            });
+            let (file, segments) = (&file, &segments);
+            // Moves the senders in, so the consumers see the end once the file is read.
+            let read = scope.spawn(move || {
+                read_and_cut(
+                    file,
+                    input.size as usize,
+                    BLOCK,
+                    &chunker,
+                    segments,
+                    |batch| {
+                        // A closed channel means a consumer failed; stop reading.
+                        sha_tx.send(batch.clone()).is_ok()
+                            && b3_tx.send(batch.clone()).is_ok()
+                            && batches_tx.send(batch).is_ok()
+                    },
+                )
+                .map_err(|e| bad_input(&input.path, &e))
+            });
+            let chunks = self.add_chunks(batches_rx, progress);
+            let read = read.join().expect("reader thread");
+            let digests = (
                 blake3.join().expect("blake3 thread"),
                 sha256.join().expect("sha256 thread"),
-                chunks,
-            )
+            );
+            (digests, read, chunks)
         });
+        read?;
+        let chunks = chunks?;
+        if Snapshot::of(&file, &input.path)? != before {
+            return Err(changed(&input.path));
+        }
         let manifest = Manifest {
             size: input.size,
-            blake3,
-            sha256,
-            chunks: chunks?,
+            blake3: digests.0,
+            sha256: digests.1,
+            chunks,
         };
         debug!(file = %input.name, chunks = manifest.chunks.len(), "file chunked");
         Ok(manifest)
@@ -367,55 +396,55 @@ impl<'s> Ingest<'s> {
 
     fn add_chunks(
         &mut self,
-        data: &[u8],
-        windows: std::sync::mpsc::Receiver<Vec<Span>>,
+        batches: std::sync::mpsc::Receiver<Batch>,
         progress: &dyn Progress,
     ) -> Result<Vec<ChunkRef>> {
-        let mut refs = Vec::with_capacity(data.len() / self.chunker.avg_chunk_len() + 1);
+        let mut refs = Vec::new();
         let index = self.store.index()?;
-        for window in windows {
-            let window = &window[..];
-            let ids: Vec<ChunkId> = window
-                .par_iter()
-                .map(|(span, _)| ChunkId::of(&data[span.clone()]))
-                .collect();
-            let known = index.get_many(&ids)?;
-            let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
-            for (i, (id, location)) in ids.iter().zip(&known).enumerate() {
-                if location.is_none() && !self.sink.is_pending(id) {
-                    fresh.entry(*id).or_insert(i);
+        for batch in batches {
+            for window in batch.spans.chunks(WINDOW) {
+                let bytes = |span: &Range<usize>| batch.bytes(span);
+                let ids: Vec<ChunkId> = window
+                    .par_iter()
+                    .map(|(span, _)| ChunkId::of(bytes(span)))
+                    .collect();
+                let known = index.get_many(&ids)?;
+                let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
+                for (i, (id, location)) in ids.iter().zip(&known).enumerate() {
+                    if location.is_none() && !self.sink.is_pending(id) {
+                        fresh.entry(*id).or_insert(i);
+                    }
                 }
-            }
-            let mut fresh: Vec<usize> = fresh.into_values().collect();
-            fresh.sort_unstable();
-            let params = self.store.config().compression;
-            let encoded: Vec<EncodedChunk> = fresh
-                .par_iter()
-                .map(|&i| {
-                    ENCODER.with_borrow_mut(|slot| {
-                        let encoder = match slot {
-                            Some(encoder) => encoder,
-                            None => {
-                                slot.insert(Encoder::new(params).expect("zstd context allocation"))
-                            }
-                        };
-                        let (span, width) = &window[i];
-                        encoder.encode(ids[i], &data[span.clone()], *width)
+                let mut fresh: Vec<usize> = fresh.into_values().collect();
+                fresh.sort_unstable();
+                let params = self.store.config().compression;
+                let encoded: Vec<EncodedChunk> = fresh
+                    .par_iter()
+                    .map(|&i| {
+                        ENCODER.with_borrow_mut(|slot| {
+                            let encoder = match slot {
+                                Some(encoder) => encoder,
+                                None => slot
+                                    .insert(Encoder::new(params).expect("zstd context allocation")),
+                            };
+                            let (span, width) = &window[i];
+                            encoder.encode(ids[i], bytes(span), *width)
+                        })
                     })
-                })
-                .collect();
-            for (&i, chunk) in fresh.iter().zip(&encoded) {
-                self.append(chunk, &data[window[i].0.clone()])?;
+                    .collect();
+                for (&i, chunk) in fresh.iter().zip(&encoded) {
+                    self.append(chunk, bytes(&window[i].0))?;
+                }
+                for ((span, _), id) in window.iter().zip(ids) {
+                    refs.push(ChunkRef {
+                        offset: span.start as u64,
+                        len: span.len() as u32,
+                        id,
+                    });
+                }
+                self.report.chunks += window.len() as u64;
+                progress.advance(window.iter().map(|(s, _)| s.len() as u64).sum());
             }
-            for ((span, _), id) in window.iter().zip(ids) {
-                refs.push(ChunkRef {
-                    offset: span.start as u64,
-                    len: span.len() as u32,
-                    id,
-                });
-            }
-            self.report.chunks += window.len() as u64;
-            progress.advance(window.iter().map(|(s, _)| s.len() as u64).sum());
         }
         Ok(refs)
     }
@@ -438,21 +467,125 @@ impl<'s> Ingest<'s> {
     }
 }
 
-/// Maps a file for reading; `None` for an empty file (which cannot be mapped).
-fn map_file(file: &File, path: &Path) -> Result<Option<memmap2::Mmap>> {
-    if file.metadata().at(path)?.len() == 0 {
-        return Ok(None);
-    }
-    // SAFETY: the map is read-only and lives only while this file is ingested. If another process
-    // truncates the file meanwhile, reads fault; modelfs documents that inputs must not change
-    // during `add`, and the size check after mapping catches the common case of a file still growing.
-    let map = unsafe { memmap2::MmapOptions::new().map(file) }.at(path)?;
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(Some(map))
+/// How much of an input is read at a time (plus the unfinished chunk carried over).
+const BLOCK: usize = 16 << 20;
+
+/// A block of an input file and the chunks cut in it.
+#[derive(Clone)]
+struct Batch {
+    /// The bytes, from file offset `base`: the unfinished chunk carried over, then new bytes.
+    block: Arc<Vec<u8>>,
+    base: usize,
+    /// Where the bytes not seen in an earlier block start (in `block`).
+    fresh_from: usize,
+    /// Chunks cut in this block (absolute file ranges).
+    spans: Arc<Vec<Span>>,
 }
 
-/// A chunk's byte range and the fields of the records in it (if any).
-type Span = (Range<usize>, Option<crate::codec::Fields>);
+impl Batch {
+    /// The bytes of the absolute file range `span`.
+    fn bytes(&self, span: &Range<usize>) -> &[u8] {
+        &self.block[span.start - self.base..span.end - self.base]
+    }
+
+    /// The bytes this block adds to the file (for whole-file digests).
+    fn fresh(&self) -> &[u8] {
+        &self.block[self.fresh_from..]
+    }
+}
+
+/// Reads `len` bytes of `file` block by block (never mapping it: a file truncated meanwhile is an
+/// error, not a crash) and cuts each block into chunks exactly as chunking the whole file would,
+/// handing each block to `send` until it returns false.
+fn read_and_cut(
+    file: &File,
+    len: usize,
+    block_len: usize,
+    chunker: &Chunker,
+    segments: &[Segment],
+    mut send: impl FnMut(Batch) -> bool,
+) -> std::io::Result<()> {
+    let (mut carry, mut from) = (Vec::new(), 0usize);
+    let mut read_to = 0usize;
+    while read_to < len || !carry.is_empty() {
+        let fresh_from = carry.len();
+        let want = block_len.min(len - read_to);
+        let mut block = carry;
+        block.resize(fresh_from + want, 0);
+        let n = read_fully(file, read_to as u64, &mut block[fresh_from..])?;
+        if n < want {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file shrank while being added",
+            ));
+        }
+        read_to += want;
+        let window = Window {
+            bytes: &block,
+            base: from,
+            last: read_to == len,
+        };
+        let (spans, next) = chunker.window_spans(&window, segments, from);
+        carry = block[next - from..].to_vec();
+        let batch = Batch {
+            block: Arc::new(block),
+            base: from,
+            fresh_from,
+            spans: Arc::new(spans),
+        };
+        from = next;
+        if !send(batch) {
+            return Ok(());
+        }
+        if read_to == len && carry.is_empty() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads into `buf` at `offset` until it is full or the file ends; returns the bytes read.
+fn read_fully(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// What identifies an input's content for change detection: size, modification and change times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Snapshot {
+    fn of(file: &File, path: &Path) -> Result<Snapshot> {
+        let meta = file.metadata().map_err(|e| bad_input(path, &e))?;
+        Ok(Snapshot {
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+/// The error for an input written to while `add` read it.
+fn changed(path: &Path) -> Error {
+    Error::BadInput {
+        path: path.to_owned(),
+        reason: "changed while being added; nothing was added (add it again once it is complete)"
+            .into(),
+    }
+}
 
 /// The segments chunked separately: the header and each tensor of a recognised model file (and
 /// the gaps between them), or the whole file.
@@ -487,13 +620,6 @@ pub(crate) fn segments_of(len: usize, layout: Option<&FileLayout>) -> Vec<Segmen
     segments
 }
 
-fn sha256_of(data: &[u8]) -> [u8; 32] {
-    let digest = sha2::Sha256::digest(data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&digest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,7 +628,50 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn reading_in_blocks_cuts_what_chunking_the_whole_file_cuts(
+            seed in any::<u64>(),
+            len in 0usize..1_500_000,
+            block_len in 1usize..400_000,
+            cuts in prop::collection::vec(0usize..1_500_000, 0..6),
+        ) {
+            let data = random_bytes(seed, len);
+            // Segments at random cut points, every other one of 2-byte records.
+            let mut points: Vec<usize> = cuts.into_iter().filter(|&c| c < len).collect();
+            points.extend([0, len]);
+            points.sort_unstable();
+            points.dedup();
+            let segments: Vec<Segment> = points
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| Segment {
+                    range: w[0]..w[1],
+                    record: (i % 2 == 1).then_some(&[1u8, 1][..]),
+                })
+                .collect();
+            let chunker = Chunker::new(crate::format::config::ChunkingParams {
+                min_size: 2048,
+                avg_size: 8192,
+                max_size: 32768,
+            });
+            let whole: Vec<Span> = chunker.segment_spans(&data, segments.clone()).collect();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("input");
+            std::fs::write(&path, &data).unwrap();
+            let file = File::open(&path).unwrap();
+            let mut in_blocks = Vec::new();
+            read_and_cut(&file, len, block_len, &chunker, &segments, |batch| {
+                for span in batch.spans.iter() {
+                    assert_eq!(batch.bytes(&span.0), &data[span.0.clone()]);
+                }
+                in_blocks.extend(batch.spans.iter().cloned());
+                true
+            })
+            .unwrap();
+            prop_assert_eq!(in_blocks, whole);
+        }
+
         #[test]
         fn reads_reassemble_the_file(seed in any::<u64>(), len in 0usize..300_000, reads in prop::collection::vec((any::<u64>(), 0usize..70_000), 1..20)) {
             let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::error::{Error, Result};
 use crate::format::registry::{Layout, Registry, VersionEntry};
@@ -275,7 +275,9 @@ impl Vfs {
             .get(&handle)
             .cloned();
         let file = file.ok_or(Error::StaleHandle(handle.0))?;
-        file.read_at(offset, dst)
+        file.read_at(offset, dst).inspect_err(|e| {
+            error!(file = %file.label(), offset, error = %e, "read failed; returning an I/O error instead of unverified bytes");
+        })
     }
 
     /// Closes `handle`.

@@ -121,6 +121,31 @@ pub fn detect(data: &[u8]) -> Option<FileLayout> {
     detect_from_prefix(data, data.len() as u64)
 }
 
+/// Largest header read to find tensors (GGUF vocabularies can take several MiB).
+pub const MAX_HEADER_READ: usize = 256 << 20;
+
+/// Like [`detect`] for a file of `file_len` bytes read through `read`, which fills a buffer with
+/// the file's first bytes (returning how many it read): reads 1 MiB, then four times more each
+/// time the header runs past the prefix, up to [`MAX_HEADER_READ`].
+pub fn detect_by_prefix<E>(
+    file_len: u64,
+    mut read: impl FnMut(&mut [u8]) -> Result<usize, E>,
+) -> Result<Option<FileLayout>, E> {
+    let limit = file_len.min(MAX_HEADER_READ as u64) as usize;
+    let mut prefix = vec![0u8; limit.min(1 << 20)];
+    loop {
+        let wanted = prefix.len();
+        let n = read(&mut prefix)?.min(wanted);
+        prefix.truncate(n);
+        let layout = detect_from_prefix(&prefix, file_len);
+        // A short read means the file ended early: there is no more header to find.
+        if layout.is_some() || n < wanted || n >= limit {
+            return Ok(layout);
+        }
+        prefix.resize((prefix.len() * 4).min(limit), 0);
+    }
+}
+
 /// Like [`detect`], from the first bytes of a file of `file_len` bytes; `None` also when the
 /// prefix ends before the header does.
 pub fn detect_from_prefix(prefix: &[u8], file_len: u64) -> Option<FileLayout> {

@@ -19,21 +19,30 @@ pub fn pid_file(mountpoint: &Path) -> Result<PathBuf> {
         .join(format!("{}.pid", &key[..16])))
 }
 
-/// A process that served a mount: its pid and its start time (clock ticks after boot), so a pid
-/// the kernel has since given to another process is never mistaken for it.
+/// A process that served a mount: its pid, start time (clock ticks after boot) and a hash of its
+/// command line, so a pid the kernel has since given to another process is never mistaken for it
+/// (two processes may start within the same 10 ms tick; not with the same command line too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MountProcess {
     pid: i32,
     started: u64,
+    command: u64,
 }
 
 impl MountProcess {
     /// This process.
     fn this() -> Option<MountProcess> {
-        let pid = std::process::id() as i32;
+        Self::of(std::process::id() as i32)
+    }
+
+    /// What `/proc` says of process `pid` now.
+    fn of(pid: i32) -> Option<MountProcess> {
+        let command = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let hash = blake3::hash(&command);
         Some(MountProcess {
             pid,
             started: start_time(pid)?,
+            command: u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes")),
         })
     }
 
@@ -41,16 +50,21 @@ impl MountProcess {
     pub fn recorded(mountpoint: &Path) -> Option<MountProcess> {
         let text = std::fs::read_to_string(pid_file(mountpoint).ok()?).ok()?;
         let mut fields = text.split_whitespace().map(str::parse::<u64>);
-        let (pid, started) = (fields.next()?.ok()?, fields.next()?.ok()?);
+        let (pid, started, command) = (
+            fields.next()?.ok()?,
+            fields.next()?.ok()?,
+            fields.next()?.ok()?,
+        );
         Some(MountProcess {
             pid: i32::try_from(pid).ok()?,
             started,
+            command,
         })
     }
 
     /// Whether the recorded process still runs (and is the same process).
     pub fn is_alive(&self) -> bool {
-        start_time(self.pid) == Some(self.started)
+        Self::of(self.pid) == Some(*self)
     }
 
     /// Waits up to `timeout` for the process to exit; returns whether it did.
@@ -82,10 +96,8 @@ pub fn record_this_process(mountpoint: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let this = MountProcess::this()
         .ok_or_else(|| Error::io("/proc/self/stat", std::io::ErrorKind::NotFound.into()))?;
-    crate::store::fsutil::write_atomic(
-        &path,
-        format!("{} {}\n", this.pid, this.started).as_bytes(),
-    )?;
+    let record = format!("{} {} {}\n", this.pid, this.started, this.command);
+    crate::store::fsutil::write_atomic(&path, record.as_bytes())?;
     Ok(path)
 }
 

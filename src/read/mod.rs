@@ -146,7 +146,8 @@ impl Reader {
     /// into `dst`. A chunk the cache holds is copied from there; a whole chunk is read straight
     /// into `dst`; part of one goes through the cache so the neighbouring small reads that usually
     /// follow do not decode it again. A chunk whose pack is gone (a writer's `gc` moved it) is
-    /// looked up again, once; any other failure is logged with the file and returned (EIO).
+    /// looked up again, once; any other failure is returned (the mount logs it with the file and
+    /// answers EIO; `cat` prints it).
     fn get_chunk(
         &self,
         file: &FileChunks,
@@ -206,7 +207,7 @@ impl Reader {
                     self.source.refresh()?;
                     file.forget(index);
                 }
-                Err(e) => return Err(file.fail(index, &place, e)),
+                Err(e) => return Err(e),
             }
         }
     }

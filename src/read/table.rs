@@ -3,13 +3,10 @@
 //!
 //! Owns [`FileChunks`]. Places are resolved lazily in batches (one index multi-get per run of
 //! chunks, never one lookup per read): far ahead when reading on sequentially, a few when a read
-//! jumps elsewhere. Its failure path (`fail`) is the one place a bad read is logged with the file,
-//! chunk and pack.
+//! jumps elsewhere.
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use tracing::error;
 
 use crate::error::{Error, Result};
 use crate::format::manifest::{ChunkRef, Manifest};
@@ -100,24 +97,6 @@ impl FileChunks {
                 *slot = place;
             }
         }
-        table[index].ok_or_else(|| {
-            error!(file = %self.label, chunk = %ids[0], "read failed: chunk is in no pack");
-            Error::MissingChunk(ids[0])
-        })
-    }
-
-    /// Logs a failed read of chunk `index` at `place` with everything needed to act on it.
-    pub(crate) fn fail(&self, index: usize, place: &Place, e: Error) -> Error {
-        let chunk = &self.manifest.chunks[index];
-        error!(
-            file = %self.label,
-            chunk = %chunk.id,
-            file_offset = chunk.offset,
-            pack = %place.location.pack,
-            pack_offset = place.location.offset,
-            error = %e,
-            "read failed; returning an I/O error instead of unverified bytes"
-        );
-        e
+        table[index].ok_or(Error::MissingChunk(ids[0]))
     }
 }
