@@ -108,6 +108,13 @@ pub(super) fn serve(
         mountinfo::raise_readahead(&config.mountpoint, READAHEAD_KIB);
         Ok((sources, vfs, session))
     })();
+    // Recorded before reporting ready, so `refresh` right after `mount --daemon` finds it.
+    let pid_file = match &started {
+        Ok(_) => control::record_this_process(&config.mountpoint)
+            .inspect_err(|e| warn!(error = %e, "cannot record the mount process; `modelfs refresh` will not find it"))
+            .ok(),
+        Err(_) => None,
+    };
     let (sources, vfs, session) = match (started, daemon) {
         (Ok(started), Some(daemon)) => {
             daemon.ready();
@@ -125,9 +132,6 @@ pub(super) fn serve(
         }
     };
     info!(mountpoint = %config.mountpoint.display(), "serving");
-    let pid_file = control::record_this_process(&config.mountpoint)
-        .inspect_err(|e| warn!(error = %e, "cannot record the mount process; `modelfs refresh` will not find it"))
-        .ok();
     sources.refresh_shared_chunks();
 
     let mut last_poll = Instant::now();
