@@ -164,7 +164,12 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         out!(
             "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  MOUNTED AS",
-            "MODEL", "VERSIONS", "NEWEST", "FILES", "SIZE", "ADDED"
+            "MODEL",
+            "VERSIONS",
+            "NEWEST",
+            "FILES",
+            "SIZE",
+            "ADDED"
         );
         for model in &models {
             let newest = model

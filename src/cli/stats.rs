@@ -29,7 +29,9 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     out!("store          {}", store.root().display());
     out!(
         "models         {} ({} versions, {} files)",
-        stats.models, stats.versions, stats.files
+        stats.models,
+        stats.versions,
+        stats.files
     );
     out!("logical bytes  {}", human_bytes(stats.logical_bytes));
     out!(
@@ -52,7 +54,12 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     out!();
     out!(
         "{:<28} {:>8} {:>11} {:>11} {:>11} {:>14}",
-        "MODEL", "VERSIONS", "LOGICAL", "SHARED", "UNIQUE", "RM WOULD FREE"
+        "MODEL",
+        "VERSIONS",
+        "LOGICAL",
+        "SHARED",
+        "UNIQUE",
+        "RM WOULD FREE"
     );
     for model in &models {
         let t = model.total;

@@ -6,18 +6,22 @@
 //! piece each, and none of them imports this file except the whole-store operations (`sink`, `gc`,
 //! `scrub`) that work on an open `Store`:
 //! - `paths`: names inside the store directory and the per-machine XDG directories;
+//! - `config_file`: reading, checking and upgrading the config; `lock`: the writer lock and the
+//!   free-space check a writer passes first;
 //! - `recovery`: crash recovery and the index's life cycle (open, sync, rebuild);
 //! - `index` (RocksDB), `pack` (pack file I/O), `manifests` (manifest files), `registry` (names,
 //!   specs and the commit point), `chunk` (stored bytes → verified bytes), `shared` (which chunks
-//!   several files use), `fsutil` (atomic writes);
+//!   several files use), `fsutil` (opening untrusted store files, atomic writes);
 //! - `sink` (the one way records reach new packs), `gc` and `scrub` (whole-store maintenance).
 //!
 //! The directory layout is drawn in `paths`.
 
 pub mod chunk;
+mod config_file;
 pub mod fsutil;
 pub mod gc;
 pub mod index;
+mod lock;
 pub mod manifests;
 pub mod pack;
 pub mod paths;
@@ -27,14 +31,12 @@ pub mod scrub;
 pub mod shared;
 pub mod sink;
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nix::fcntl::{Flock, FlockArg};
-use tracing::info;
+use nix::fcntl::Flock;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::STORE_FORMAT_VERSION;
@@ -52,6 +54,9 @@ use manifests::Manifests;
 use pack::PackFiles;
 use paths::StorePaths;
 use recovery::ReaderIndex;
+
+pub use config_file::read_config;
+use lock::{require_free_space, take_writer_lock};
 use shared::SharedChunks;
 
 /// Default size at which a pack is sealed: far below FAT's 4 GiB file limit, small enough that
@@ -185,7 +190,7 @@ impl Store {
                 let lock = take_writer_lock(&paths)?;
                 require_free_space(&paths)?;
                 recovery::remove_temp_files(&paths)?;
-                upgrade_config(&paths, &config)?;
+                config_file::upgrade(&paths, &config)?;
                 recovery::remove_unsealed_packs(&paths.packs())?;
                 let index = IndexView {
                     index: Arc::new(recovery::open_writer_index(&paths)?),
@@ -392,92 +397,6 @@ pub fn now_unix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Reads and checks the config of the store at `root` without opening anything else.
-pub fn read_config(root: &Path) -> Result<StoreConfig> {
-    let path = StorePaths::new(root).config();
-    let bytes = match fsutil::read_capped(&path, config::MAX_CONFIG_LEN) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotAStore(root.to_owned()));
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let config = config::decode(&path, &bytes)?;
-    crate::chunker::Chunker::validate(&config.chunking)
-        .map_err(|reason| Error::corrupt(&path, format!("store config: {reason}")))?;
-    if config.pack_target_bytes == 0 {
-        return Err(Error::corrupt(&path, "store config: pack size 0"));
-    }
-    Ok(config)
-}
-
-/// Raises an older store's config to the current version before anything newer is written into it
-/// (the one time a config is rewritten).
-fn upgrade_config(paths: &StorePaths, config: &StoreConfig) -> Result<()> {
-    if config.version >= STORE_FORMAT_VERSION {
-        return Ok(());
-    }
-    info!(
-        from = config.version,
-        to = STORE_FORMAT_VERSION,
-        "upgrading the store format"
-    );
-    let upgraded = StoreConfig {
-        version: STORE_FORMAT_VERSION,
-        ..config.clone()
-    };
-    write_atomic(&paths.config(), &config::encode(&upgraded))
-}
-
-/// Space a writer needs before it starts: the index writes its log on open, and RocksDB aborts
-/// (instead of returning an error) when that fails on a completely full disk.
-const MIN_FREE_BYTES: u64 = 16 << 20;
-
-/// Refuses to start writing on a (nearly) full disk, before anything is written.
-fn require_free_space(paths: &StorePaths) -> Result<()> {
-    let stat = nix::sys::statvfs::statvfs(&paths.root).map_err(|e| Error::io(&paths.root, e.into()))?;
-    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
-    // Some FUSE file systems (fusefat) report no sizes at all: nothing to judge by.
-    if stat.blocks() > 0 && free < MIN_FREE_BYTES {
-        return Err(Error::DiskFull {
-            path: paths.root.clone(),
-        });
-    }
-    Ok(())
-}
-
-fn take_writer_lock(paths: &StorePaths) -> Result<Flock<File>> {
-    let path = paths.lock();
-    let file = match OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&path)
-    {
-        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
-        Ok(_) => return Err(Error::corrupt(&path, "is not a regular file")),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(Error::corrupt(
-                &path,
-                "is a symbolic link; the lock must be a regular file",
-            ));
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
-            return Err(Error::ReadOnlyStore(paths.root.clone()));
-        }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
-            return Err(Error::NotWritable(paths.root.clone()));
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
-        nix::errno::Errno::EWOULDBLOCK => Error::Locked(paths.root.clone()),
-        other => Error::io(&path, other.into()),
-    })
 }
 
 #[cfg(test)]
