@@ -16,13 +16,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O error on a named path.
-    #[error("{path}: {source}")]
+    /// An I/O error on a named path. The cause is part of the message, not a separate source,
+    /// so an error chain prints it once.
+    #[error("{path}: {cause}")]
     Io {
         /// The file or directory being accessed.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The disk holding the store filled up during a write.
     #[error(
@@ -192,7 +193,10 @@ impl Error {
         {
             Error::DiskFull { path }
         } else {
-            Error::Io { path, source }
+            Error::Io {
+                path,
+                cause: source,
+            }
         }
     }
 

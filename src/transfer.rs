@@ -107,11 +107,25 @@ pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<
     let mut manifests = Vec::new();
     let mut seen = HashSet::new();
     let mut wanted: HashMap<ChunkId, ()> = HashMap::new();
-    for file in versions.iter().flat_map(|(_, v)| &v.files) {
-        if seen.insert(file.manifest) {
-            let manifest = src.manifest(&file.manifest)?;
-            wanted.extend(manifest.chunks.iter().map(|c| (c.id, ())));
-            manifests.push((file.manifest, manifest));
+    let mut sizes: HashMap<ManifestId, u64> = HashMap::new();
+    for (model, version) in &versions {
+        for file in &version.files {
+            if seen.insert(file.manifest) {
+                let manifest = src.manifest(&file.manifest)?;
+                wanted.extend(manifest.chunks.iter().map(|c| (c.id, ())));
+                sizes.insert(file.manifest, manifest.size);
+                manifests.push((file.manifest, manifest));
+            }
+            // A registry that disagrees with its manifests is not copied into this store.
+            if sizes[&file.manifest] != file.size {
+                return Err(Error::corrupt(
+                    src.registry_path(),
+                    format!(
+                        "lists {model}@{}/{} as {} bytes, its manifest as {}",
+                        version.version, file.path, file.size, sizes[&file.manifest]
+                    ),
+                ));
+            }
         }
     }
     let ids: Vec<ChunkId> = wanted.into_keys().collect();

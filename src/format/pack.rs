@@ -32,6 +32,12 @@ pub const TABLE_ENTRY_LEN: usize = RECORD_HEADER_LEN + 8;
 pub const TRAILER_LEN: usize = 56;
 /// Upper bound on a chunk's stored or raw length, so a damaged header cannot ask for gigabytes.
 pub const MAX_RECORD_PAYLOAD: u32 = 64 << 20;
+/// Upper bound on a pack file's size: packs are sealed at the store's pack size (at most 3 GiB),
+/// plus one last record and the table.
+pub const MAX_PACK_LEN: u64 = 4 << 30;
+/// Upper bound on the records of one pack (writers seal a pack before it holds more), so a
+/// damaged trailer cannot make a reader allocate a table of gigabytes.
+pub const MAX_TABLE_ENTRIES: u64 = 1 << 20;
 
 /// How a chunk's payload is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,13 +223,19 @@ impl Trailer {
 
     /// Whether the trailer is consistent with a pack of `pack_len` bytes. Every sum is checked:
     /// the offset and count come from the file and may be anything.
+    /// The count is also bounded: at most [`MAX_TABLE_ENTRIES`], and no more records than fit
+    /// between the header and the table.
     pub fn fits(&self, pack_len: u64) -> bool {
         let end = self
             .entry_count
             .checked_mul(TABLE_ENTRY_LEN as u64)
             .and_then(|table_len| table_len.checked_add(self.table_offset))
             .and_then(|table_end| table_end.checked_add(TRAILER_LEN as u64));
-        self.table_offset >= HEADER_LEN as u64 && end == Some(pack_len)
+        let records_fit = self
+            .table_offset
+            .checked_sub(HEADER_LEN as u64)
+            .is_some_and(|room| self.entry_count <= room / RECORD_HEADER_LEN as u64);
+        self.entry_count <= MAX_TABLE_ENTRIES && records_fit && end == Some(pack_len)
     }
 }
 

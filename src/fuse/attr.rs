@@ -25,7 +25,9 @@ pub const ENTRY_TTL: Duration = Duration::from_secs(10);
 
 /// The FUSE attributes of a node.
 pub fn file_attr(attr: &NodeAttr, uid: u32, gid: u32) -> FileAttr {
-    let time = UNIX_EPOCH + Duration::from_secs(attr.mtime_unix);
+    let time = UNIX_EPOCH
+        .checked_add(Duration::from_secs(attr.mtime_unix))
+        .unwrap_or(UNIX_EPOCH);
     let (kind, perm) = match attr.kind {
         NodeKind::Dir => (FileType::Directory, 0o555),
         NodeKind::File => (FileType::RegularFile, 0o444),

@@ -176,10 +176,9 @@ impl Reader {
         let whole = within == 0 && dst.len() == chunk.len as usize;
         let mut relocated = false;
         loop {
-            let place = file.place(self.source.as_ref(), index)?;
+            let (place, verified) = file.place(self.source.as_ref(), index)?;
             let result = if whole {
-                let check = match self.verify == VerifyPolicy::FirstRead && file.is_verified(index)
-                {
+                let check = match self.verify == VerifyPolicy::FirstRead && verified {
                     true => Check::Trust,
                     false => Check::Verify,
                 };
@@ -191,14 +190,18 @@ impl Reader {
                 let buf = Arc::get_mut(&mut bytes).expect("a new Arc has one owner");
                 self.source
                     .read_chunk(&chunk.id, &place, buf, Check::Verify, &mut |_| {})
-                    .map(|()| {
+                    .inspect(|_| {
                         dst.copy_from_slice(&bytes[within..][..dst.len()]);
                         self.cache.insert(chunk.id, bytes);
                     })
             };
             match result {
-                Ok(()) => {
-                    file.set_verified(index, true);
+                // The bytes were verified where they were read: only that place is trusted
+                // later (a union of sources may have read a good copy elsewhere).
+                Ok(read_from) => {
+                    if !verified || read_from != place {
+                        file.verified_at(index, read_from);
+                    }
                     return Ok(());
                 }
                 Err(Error::MissingPack(_)) if !relocated => {

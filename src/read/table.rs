@@ -6,7 +6,6 @@
 //! jumps elsewhere.
 
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::format::manifest::{ChunkRef, Manifest};
@@ -17,24 +16,29 @@ const RESOLVE_BATCH: usize = 256;
 /// How many are resolved where a read lands away from resolved chunks.
 const RESOLVE_BATCH_RANDOM: usize = 8;
 
+/// Where a chunk of an open file is, and whether its bytes there were verified.
+#[derive(Debug, Clone, Copy)]
+struct Resolved {
+    place: Place,
+    verified: bool,
+}
+
 /// One open file's chunks.
 pub(crate) struct FileChunks {
     label: String,
     manifest: Manifest,
-    /// Place of each chunk once resolved. Written rarely (a batch resolve or a relocation after
-    /// `gc`), read on every chunk access, hence a read-write lock over the whole table.
-    places: RwLock<Vec<Option<Place>>>,
-    /// Bit per chunk: verified at its current place. Lock-free so parallel readers never wait.
-    verified: Vec<AtomicU64>,
+    /// Place of each chunk once resolved, and whether it was verified there. Written rarely (a
+    /// batch resolve, a chunk's first verification, a relocation after `gc`), read on every chunk
+    /// access, hence a read-write lock over the whole table. The place and its verified flag are
+    /// one entry, so a flag can never outlive the place it was earned at.
+    places: RwLock<Vec<Option<Resolved>>>,
 }
 
 impl FileChunks {
     pub(crate) fn new(label: String, manifest: Manifest) -> FileChunks {
-        let count = manifest.chunks.len();
         FileChunks {
             label,
-            places: RwLock::new(vec![None; count]),
-            verified: (0..count.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            places: RwLock::new(vec![None; manifest.chunks.len()]),
             manifest,
         }
     }
@@ -51,30 +55,27 @@ impl FileChunks {
         self.manifest.chunks[index]
     }
 
-    pub(crate) fn is_verified(&self, index: usize) -> bool {
-        self.verified[index / 64].load(Ordering::Relaxed) & (1 << (index % 64)) != 0
-    }
-
-    pub(crate) fn set_verified(&self, index: usize, verified: bool) {
-        let bit = 1 << (index % 64);
-        match verified {
-            true => self.verified[index / 64].fetch_or(bit, Ordering::Relaxed),
-            false => self.verified[index / 64].fetch_and(!bit, Ordering::Relaxed),
-        };
+    /// Records that chunk `index` was read and verified at `place` (where the bytes came from,
+    /// which is where later reads of it go).
+    pub(crate) fn verified_at(&self, index: usize, place: Place) {
+        self.places.write().expect("place table poisoned")[index] = Some(Resolved {
+            place,
+            verified: true,
+        });
     }
 
     /// Forgets where chunk `index` is (its pack went away), so the next read looks it up afresh.
     pub(crate) fn forget(&self, index: usize) {
         self.places.write().expect("place table poisoned")[index] = None;
-        self.set_verified(index, false);
     }
 
-    /// The place of chunk `index`, resolving it and the following batch in `source` if needed.
-    pub(crate) fn place(&self, source: &dyn Source, index: usize) -> Result<Place> {
+    /// The place of chunk `index` and whether it was verified there, resolving it and the
+    /// following batch in `source` if needed.
+    pub(crate) fn place(&self, source: &dyn Source, index: usize) -> Result<(Place, bool)> {
         let sequential = {
             let table = self.places.read().expect("place table poisoned");
-            if let Some(place) = table[index] {
-                return Ok(place);
+            if let Some(resolved) = table[index] {
+                return Ok((resolved.place, resolved.verified));
             }
             index > 0 && table[index - 1].is_some()
         };
@@ -94,9 +95,14 @@ impl FileChunks {
         let mut table = self.places.write().expect("place table poisoned");
         for (slot, place) in table[index..batch_end].iter_mut().zip(found) {
             if slot.is_none() {
-                *slot = place;
+                *slot = place.map(|place| Resolved {
+                    place,
+                    verified: false,
+                });
             }
         }
-        table[index].ok_or(Error::MissingChunk(ids[0]))
+        table[index]
+            .map(|resolved| (resolved.place, resolved.verified))
+            .ok_or(Error::MissingChunk(ids[0]))
     }
 }

@@ -92,13 +92,15 @@ impl Layered {
         let within = Place::single(place.location);
         let layer = self.layer(place.layer);
         if place.layer == 0 || self.filler.is_none() {
-            return layer.read_chunk(id, &within, dst, check, stored);
+            return layer.read_chunk(id, &within, dst, check, stored).map(drop);
         }
         let header = record_header(id, &place.location);
-        layer.read_chunk(id, &within, dst, Check::Verify, &mut |payload| {
-            self.fill(header, payload, repair);
-            stored(payload);
-        })
+        layer
+            .read_chunk(id, &within, dst, Check::Verify, &mut |payload| {
+                self.fill(header, payload, repair);
+                stored(payload);
+            })
+            .map(drop)
     }
 
     /// Copies one record into the local store, unless it already has the chunk (or, with
@@ -141,10 +143,12 @@ impl Source for Layered {
             .join(" + ")
     }
 
-    /// The merged registry. Its generation changes when any layer's does, so a mount notices a
-    /// change in any of them.
+    /// The merged registry: the first layer that has a version decides its files. Its generation
+    /// changes when any layer's does, so a mount notices a change in any of them.
     fn registry(&self) -> Result<Registry> {
         let mut merged = self.local.registry()?;
+        let local_models: std::collections::HashSet<String> =
+            merged.models.keys().cloned().collect();
         for source in &self.sources {
             let theirs = source.registry()?;
             merged.generation = merged
@@ -152,14 +156,25 @@ impl Source for Layered {
                 .wrapping_mul(31)
                 .wrapping_add(theirs.generation);
             for (name, entry) in theirs.models {
-                let target = merged.models.entry(name).or_insert_with(|| ModelEntry {
-                    versions: Vec::new(),
-                });
-                for version in entry.versions {
-                    if !target.versions.iter().any(|v| v.version == version.version) {
-                        target.versions.push(version);
-                    }
-                }
+                let target = merged
+                    .models
+                    .entry(name.clone())
+                    .or_insert_with(|| ModelEntry {
+                        versions: Vec::new(),
+                    });
+                let new: Vec<_> = entry
+                    .versions
+                    .into_iter()
+                    .filter(|v| !target.versions.iter().any(|t| t.version == v.version))
+                    .collect();
+                // Versions only a source has are added after the others — except for a model
+                // the local store has: there they go first, so what its bare name shows stays
+                // the local newest version, whatever a stick adds.
+                let at = match local_models.contains(&name) {
+                    true => 0,
+                    false => target.versions.len(),
+                };
+                target.versions.splice(at..at, new);
             }
         }
         Ok(merged)
@@ -218,9 +233,9 @@ impl Source for Layered {
         dst: &mut [u8],
         check: Check,
         stored: &mut dyn FnMut(&[u8]),
-    ) -> Result<()> {
+    ) -> Result<Place> {
         let Err(error) = self.read_from(id, place, dst, check, false, stored) else {
-            return Ok(());
+            return Ok(*place);
         };
         if self.sources.is_empty() {
             return Err(error);
@@ -241,7 +256,7 @@ impl Source for Layered {
                 .is_ok()
             {
                 warn!(chunk = %id, failed = %self.layer(place.layer).describe(), from = %source.describe(), error = %error, "chunk read from another source");
-                return Ok(());
+                return Ok(other);
             }
         }
         Err(error)

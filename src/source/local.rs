@@ -41,8 +41,9 @@ impl Source for Store {
         dst: &mut [u8],
         check: Check,
         stored: &mut dyn FnMut(&[u8]),
-    ) -> Result<()> {
-        Store::read_chunk(self, id, &place.location, dst, check, stored)
+    ) -> Result<Place> {
+        Store::read_chunk(self, id, &place.location, dst, check, stored)?;
+        Ok(*place)
     }
 
     fn refresh(&self) -> Result<()> {

@@ -61,7 +61,9 @@ pub trait Source: Send + Sync {
     fn read_stored(&self, id: &ChunkId, place: &Place, dst: &mut [u8]) -> Result<()>;
 
     /// Reads chunk `id` at `place` into `dst` (exactly its decoded length), decoded and verified
-    /// unless `check` is [`Check::Trust`]; `stored` is then shown the payload as stored.
+    /// unless `check` is [`Check::Trust`]; `stored` is then shown the payload as stored. Returns
+    /// the place the bytes came from: `place`, or where a union of sources found a good copy when
+    /// the read at `place` failed.
     fn read_chunk(
         &self,
         id: &ChunkId,
@@ -69,7 +71,7 @@ pub trait Source: Send + Sync {
         dst: &mut [u8],
         check: Check,
         stored: &mut dyn FnMut(&[u8]),
-    ) -> Result<()> {
+    ) -> Result<Place> {
         chunk::load(
             id,
             &place.location,
@@ -77,7 +79,8 @@ pub trait Source: Send + Sync {
             check,
             |buf| self.read_stored(id, place, buf),
             stored,
-        )
+        )?;
+        Ok(*place)
     }
 
     /// Picks up what changed since it was opened (chunks added or moved).

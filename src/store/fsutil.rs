@@ -135,6 +135,31 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
+/// Checks that `dir` is a real directory holding only regular files: what a library that opens
+/// files itself (RocksDB, for the index) may be handed from a store modelfs does not control, so
+/// a link, FIFO or device inside can neither redirect nor block it.
+pub fn check_plain_dir(dir: &Path) -> Result<()> {
+    check_real_dir(dir)?;
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let file_type = entry.file_type().at(entry.path())?;
+        if !file_type.is_file() {
+            return Err(Error::corrupt(
+                entry.path(),
+                format!(
+                    "is {} where only regular files belong",
+                    if file_type.is_symlink() {
+                        "a symbolic link"
+                    } else {
+                        kind_of(file_type)
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `dir` is a real directory (not a link to one elsewhere), so writes into it stay
 /// in the store.
 pub fn check_real_dir(dir: &Path) -> Result<()> {

@@ -71,6 +71,22 @@ pub fn gc(store: &Store) -> Result<GcReport> {
 
     let index = store.index()?;
     let mut located = index.located_by_pack()?;
+    // A live chunk the index does not locate may still sit in a pack whose table is damaged:
+    // collecting now could delete its only copy.
+    let located_ids: HashSet<ChunkId> = located.values().flatten().map(|(id, _)| *id).collect();
+    if let Some(missing) = live_chunks.iter().find(|id| !located_ids.contains(id)) {
+        let count = live_chunks
+            .iter()
+            .filter(|id| !located_ids.contains(id))
+            .count();
+        return Err(Error::Index {
+            path: store.root().join(crate::store::paths::INDEX_DIR),
+            reason: format!(
+                "{count} chunk(s) of live models are in no indexed pack (first: {missing}); gc \
+                 stops so it cannot delete them. Run `modelfs index rebuild`, then `modelfs verify`"
+            ),
+        });
+    }
     // (pack, every chunk the index locates in it) to delete; (pack, its live chunks) to copy first.
     let mut doomed: Vec<(PackId, Vec<ChunkId>)> = Vec::new();
     let mut to_copy: Vec<(PackId, Vec<(ChunkId, Location)>)> = Vec::new();

@@ -62,7 +62,10 @@ impl Manifests {
         let mut ids = Vec::new();
         for entry in std::fs::read_dir(&self.dir).at(&self.dir)? {
             let entry = entry.at(&self.dir)?;
-            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            // Only names this store writes: a stray name (upper-case hex, say) is not a manifest.
+            let name = entry.file_name();
+            let id = name.to_str().and_then(|n| n.parse::<ManifestId>().ok());
+            if let Some(id) = id.filter(|id| name.to_str() == Some(id.to_hex().as_str())) {
                 ids.push(id);
             }
         }

@@ -6,7 +6,7 @@
 //! pack whose footer is missing or damaged. Byte layouts come from `format::pack`.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -14,12 +14,12 @@ use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::pack::{
-    self, HEADER_LEN, PACK_FORMAT_VERSION, PackHeader, RECORD_HEADER_LEN, RecordHeader,
-    TRAILER_LEN, TableEntry, Trailer,
+    self, HEADER_LEN, MAX_PACK_LEN, PACK_FORMAT_VERSION, PackHeader, RECORD_HEADER_LEN,
+    RecordHeader, TRAILER_LEN, TableEntry, Trailer,
 };
 use crate::id::{PackId, random_bytes};
 use crate::store::chunk::{self, Check};
-use crate::store::fsutil::{fsync_dir, open_regular};
+use crate::store::fsutil::{create_new, fsync_dir, open_regular};
 use crate::store::index::Location;
 
 /// Granularity of [`PackFiles::drop_behind`]: the largest folio the page cache uses on x86-64.
@@ -67,11 +67,7 @@ impl PackWriter {
     pub fn create(dir: &Path) -> Result<PackWriter> {
         let id = PackId(random_bytes());
         let tmp_path = dir.join(format!("{id}{UNSEALED_SUFFIX}"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .at(&tmp_path)?;
+        let file = create_new(&tmp_path, 0o644)?;
         let mut file = BufWriter::with_capacity(4 << 20, file);
         file.write_all(
             &PackHeader {
@@ -95,6 +91,11 @@ impl PackWriter {
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Records appended so far.
+    pub fn records(&self) -> usize {
+        self.entries.len()
     }
 
     /// Whether no chunk has been appended.
@@ -172,6 +173,12 @@ pub fn read_table(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
     let mut file = open_regular(path).at(path)?;
     let len = file.metadata().at(path)?.len();
     check_header(&mut file, path, expected)?;
+    if len > MAX_PACK_LEN {
+        return Err(Error::corrupt(
+            path,
+            format!("is {len} bytes, larger than any pack"),
+        ));
+    }
     if len < (HEADER_LEN + TRAILER_LEN) as u64 {
         return Err(Error::corrupt(path, "pack is unsealed (no trailer)"));
     }
@@ -187,8 +194,23 @@ pub fn read_table(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
     if blake3::hash(&table).as_bytes() != &trailer.table_hash {
         return Err(Error::corrupt(path, "pack table fails its checksum"));
     }
-    pack::decode_table(&table)
-        .ok_or_else(|| Error::corrupt(path, "pack table has a malformed entry"))
+    let entries = pack::decode_table(&table)
+        .ok_or_else(|| Error::corrupt(path, "pack table has a malformed entry"))?;
+    // Every row must point at a record between the header and the table.
+    for (row, entry) in entries.iter().enumerate() {
+        let inside = entry.offset >= HEADER_LEN as u64
+            && entry
+                .offset
+                .checked_add(entry.header.record_len())
+                .is_some_and(|end| end <= trailer.table_offset);
+        if !inside {
+            return Err(Error::corrupt(
+                path,
+                format!("pack table row {row} points outside the pack's records"),
+            ));
+        }
+    }
+    Ok(entries)
 }
 
 fn check_header(file: &mut File, path: &Path, expected: &PackId) -> Result<()> {
@@ -213,7 +235,8 @@ fn check_header(file: &mut File, path: &Path, expected: &PackId) -> Result<()> {
 /// verifies, so intact chunks after a damaged one are still found.
 pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
     let mut file = open_regular(path).at(path)?;
-    let len = file.metadata().at(path)?.len();
+    // Nothing past the largest a pack can be holds records.
+    let len = file.metadata().at(path)?.len().min(MAX_PACK_LEN);
     if let Err(e) = check_header(&mut file, path, expected) {
         tracing::warn!(error = %e, "pack header damaged; scanning its records anyway");
     }
@@ -221,15 +244,21 @@ pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
     let (mut offset, mut entries) = (HEADER_LEN as u64, Vec::new());
     let mut decoded = Vec::new();
     let mut resyncing = false;
+    // Bytes read and hashed for records that then fail: bounded, so a pack crafted with many
+    // plausible headers cannot keep the scan busy for days.
+    let mut budget = len.saturating_mul(2).saturating_add(128 << 20);
     while offset + RECORD_HEADER_LEN as u64 <= len {
         let found = window
             .bytes_at(offset, RECORD_HEADER_LEN)
-            // Writers zero the reserved bytes: random bytes almost never pass for a header, so
-            // searching through damage costs few payload reads.
-            .filter(|b| b[33..36] == [0; 3] && b[44..48] == [0; 4])
+            // While searching through damage, a header must also have its reserved bytes zero
+            // (as writers leave them): random bytes almost never pass, so the search costs few
+            // payload reads. At an expected record boundary the payload hash alone decides.
+            .filter(|b| !resyncing || (b[33..36] == [0; 3] && b[44..48] == [0; 4]))
             .and_then(RecordHeader::decode)
-            .filter(|h| offset + h.record_len() <= len)
+            .filter(|h| h.raw_len > 0 && offset + h.record_len() <= len)
             .filter(|header| {
+                let cost = u64::from(header.raw_len) + u64::from(header.stored_len);
+                budget = budget.saturating_sub(cost);
                 let entry = TableEntry {
                     header: *header,
                     offset,
@@ -238,15 +267,16 @@ pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
                 let at = offset + RECORD_HEADER_LEN as u64;
                 let read = |buf: &mut [u8]| file.read_exact_at(buf, at).at(path);
                 let location = Location::of_entry(*expected, &entry);
-                chunk::load(
-                    &header.chunk_id,
-                    &location,
-                    &mut decoded,
-                    Check::Verify,
-                    read,
-                    |_| {},
-                )
-                .is_ok()
+                budget > 0
+                    && chunk::load(
+                        &header.chunk_id,
+                        &location,
+                        &mut decoded,
+                        Check::Verify,
+                        read,
+                        |_| {},
+                    )
+                    .is_ok()
             });
         match found {
             Some(header) => {
@@ -256,6 +286,10 @@ pub fn scan_records(path: &Path, expected: &PackId) -> Result<Vec<TableEntry>> {
                 }
                 entries.push(TableEntry { header, offset });
                 offset += header.record_len();
+            }
+            None if budget == 0 => {
+                tracing::warn!(pack = %path.display(), offset, "pack too damaged to scan further; the rest of its records are not recovered");
+                break;
             }
             None => {
                 if !resyncing {

@@ -151,7 +151,10 @@ pub fn rebuild_index_at(path: &Path, packs_dir: &Path) -> Result<()> {
 /// packs it lacks (a writer died between sealing a pack and indexing it).
 pub fn open_writer_index(paths: &StorePaths) -> Result<Index> {
     let (path, packs_dir) = (paths.index(), paths.packs());
-    let index = match Index::open_writable(&path) {
+    // An index folder that is a link or holds anything but regular files is rebuilt, not opened:
+    // RocksDB would write through the link, or block on a FIFO.
+    let opened = fsutil::check_plain_dir(&path).and_then(|()| Index::open_writable(&path));
+    let index = match opened {
         Ok(index) => index,
         Err(e @ Error::NewerFormat { .. }) => return Err(e),
         Err(e) => {
@@ -176,7 +179,9 @@ pub struct ReaderIndex {
 /// Opens the index a reader uses: the store's own, or (if that is unusable) a private copy in the
 /// per-machine cache, built or brought up to date from the packs.
 pub fn open_reader_index(paths: &StorePaths, config: &StoreConfig) -> Result<ReaderIndex> {
-    let e = match Index::open_read_only(&paths.index()) {
+    let own = fsutil::check_plain_dir(&paths.index())
+        .and_then(|()| Index::open_read_only(&paths.index()));
+    let e = match own {
         Ok(index) => {
             return Ok(ReaderIndex {
                 index,

@@ -47,6 +47,10 @@ pub fn valid_file_path(path: &str) -> bool {
             .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
+/// Latest `added_unix` a registry may claim (the year 10,000): later ones are damage or lies, and
+/// would overflow time arithmetic.
+const MAX_PLAUSIBLE_UNIX: u64 = 253_402_300_800;
+
 /// Checks everything a registry read from a store claims, before anything uses it: every model and
 /// version name follows the name rules, every model has a version and every version a file, a
 /// single-file version has exactly one, file paths are valid and unique. A registry on a stick or
@@ -64,6 +68,12 @@ pub fn check(registry: &Registry) -> std::result::Result<(), String> {
             validate_name("version", name).map_err(|e| format!("model {model:?}: {e}"))?;
             if !versions.insert(name) {
                 return Err(format!("model {model:?} lists version {name:?} twice"));
+            }
+            if version.added_unix > MAX_PLAUSIBLE_UNIX {
+                return Err(format!(
+                    "{model}@{name} was added at {}, not a plausible time",
+                    version.added_unix
+                ));
             }
             let files = &version.files;
             match (version.layout, files.len()) {

@@ -16,6 +16,9 @@ use crate::id::{ChunkId, ManifestId};
 
 /// Bits per expected chunk reference: with three probes, about 1.5% false positives.
 const BITS_PER_REF: usize = 10;
+/// Largest filter (32 MiB each): past ~27 million chunk references, more false positives (a few
+/// more pack pages kept cached) instead of more memory.
+const MAX_BITS: usize = 1 << 28;
 
 /// Chunks referenced by more than one model file (approximately: may include a few others).
 pub struct SharedChunks {
@@ -27,7 +30,11 @@ pub struct SharedChunks {
 impl SharedChunks {
     /// An empty set sized for about `refs` chunk references.
     pub fn with_capacity(refs: usize) -> SharedChunks {
-        let bits = (refs.max(64) * BITS_PER_REF).next_power_of_two();
+        let bits = refs
+            .max(64)
+            .saturating_mul(BITS_PER_REF)
+            .min(MAX_BITS)
+            .next_power_of_two();
         SharedChunks {
             once: vec![0; bits / 64],
             twice: vec![0; bits / 64],
@@ -77,17 +84,15 @@ impl SharedChunks {
         {
             *uses.entry(file.manifest).or_default() += 1;
         }
-        let mut manifests = Vec::with_capacity(uses.len());
-        for (id, count) in uses {
-            manifests.push((manifest(&id)?, count));
+        // Sized from the manifests themselves (a registry may list one manifest any number of
+        // times), each loaded, counted and dropped in turn: two passes, one manifest in memory.
+        let mut refs = 0usize;
+        for (id, count) in &uses {
+            refs = refs.saturating_add(manifest(id)?.chunks.len().saturating_mul((*count).min(2)));
         }
-        let refs = manifests
-            .iter()
-            .map(|(m, count)| m.chunks.len() * count)
-            .sum();
         let mut shared = SharedChunks::with_capacity(refs);
-        for (manifest, count) in &manifests {
-            for chunk in &manifest.chunks {
+        for (id, count) in &uses {
+            for chunk in &manifest(id)?.chunks {
                 for _ in 0..(*count).min(2) {
                     shared.add(&chunk.id);
                 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::error::Result;
-use crate::format::pack::RecordHeader;
+use crate::format::pack::{MAX_TABLE_ENTRIES, RecordHeader};
 use crate::id::{ChunkId, PackId};
 use crate::store::Store;
 use crate::store::index::Index;
@@ -60,7 +60,7 @@ impl PackSink {
         };
         pack.append(header, payload)?;
         self.pending.insert(header.chunk_id);
-        if pack.len() >= self.pack_target_bytes {
+        if pack.len() >= self.pack_target_bytes || pack.records() as u64 >= MAX_TABLE_ENTRIES {
             self.seal()?;
         }
         Ok(())
