@@ -245,6 +245,29 @@ mod tests {
     use crate::format::{hex, unhex};
     use proptest::prelude::*;
 
+    #[test]
+    fn trailers_claiming_huge_tables_do_not_fit() {
+        let trailer = |table_offset: u64, entry_count: u64| Trailer {
+            table_hash: [0; 32],
+            table_offset,
+            entry_count,
+        };
+        let len = |t: &Trailer| {
+            t.table_offset + t.entry_count * TABLE_ENTRY_LEN as u64 + TRAILER_LEN as u64
+        };
+        let honest = trailer(HEADER_LEN as u64 + 10 * 100, 10);
+        assert!(honest.fits(len(&honest)));
+        // More rows than records could fit before the table (a sparse file of any size).
+        let crafted = trailer(64, 153_391_687);
+        assert!(!crafted.fits(len(&crafted)));
+        let too_many = trailer(
+            HEADER_LEN as u64 + 48 * (MAX_TABLE_ENTRIES + 1),
+            MAX_TABLE_ENTRIES + 1,
+        );
+        assert!(!too_many.fits(len(&too_many)));
+        assert!(!trailer(u64::MAX - 10, 2).fits(u64::MAX));
+    }
+
     const GOLDEN_HEADER: &str = "
         4d46535041434b00                    # magic MFSPACK\0
         02000000                            # version 2

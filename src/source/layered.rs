@@ -269,3 +269,60 @@ impl Source for Layered {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::read::{ReadOptions, Reader, VerifyPolicy};
+    use crate::testutil::{add_model, random_bytes, small_store};
+
+    /// A chunk that fails in the local store and is read from a source is trusted later (under
+    /// `--verify first-read`) only where it was read, never at the damaged local place.
+    #[test]
+    fn first_read_trusts_only_the_place_a_chunk_was_verified_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = random_bytes(31, 100_000);
+        let local = small_store(&dir.path().join("local"));
+        let source = small_store(&dir.path().join("source"));
+        add_model(&local, dir.path(), "m", &bytes);
+        add_model(&source, dir.path(), "m", &bytes);
+        // Damage the first chunk in the local store.
+        let manifest = local
+            .manifest(&local.registry().unwrap().models["m"].versions[0].files[0].manifest)
+            .unwrap();
+        let at = local.locate(&[manifest.chunks[0].id]).unwrap()[0].unwrap();
+        let pack = crate::store::pack::pack_path(local.packs_dir(), &at.pack);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(pack)
+            .unwrap();
+        let offset = at.offset + crate::format::pack::RECORD_HEADER_LEN as u64 + 10;
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, offset).unwrap();
+        file.write_all_at(&[byte[0] ^ 0xff], offset).unwrap();
+
+        let layered = Layered::new(
+            local,
+            vec![Box::new(
+                Store::open(source.root(), crate::Access::Read).unwrap(),
+            )],
+            false,
+        )
+        .unwrap();
+        let options = ReadOptions {
+            cache_bytes: 0,
+            verify: VerifyPolicy::FirstRead,
+        };
+        let open = Reader::new(Arc::new(layered), options)
+            .open_file(&"m".parse().unwrap())
+            .unwrap();
+        for _ in 0..2 {
+            let mut out = vec![0u8; bytes.len()];
+            assert_eq!(open.read_at(0, &mut out).unwrap(), bytes.len());
+            assert!(out == bytes, "a read served the damaged local bytes");
+        }
+    }
+}

@@ -231,6 +231,45 @@ mod tests {
     }
 
     #[test]
+    fn registries_that_lie_are_refused() {
+        let version = |name: &str, added_unix: u64, files: Vec<&str>| VersionEntry {
+            version: name.into(),
+            added_unix,
+            layout: Layout::Dir,
+            files: files
+                .into_iter()
+                .map(|path| crate::format::registry::FileEntry {
+                    path: path.into(),
+                    size: 1,
+                    manifest: crate::id::ManifestId::of(path.as_bytes()),
+                })
+                .collect(),
+        };
+        let registry = |versions: Vec<VersionEntry>| {
+            let mut registry = Registry::default();
+            registry.models.insert("m".into(), ModelEntry { versions });
+            registry
+        };
+        check(&registry(vec![version(
+            "v1",
+            1_795_000_000,
+            vec!["a", "b/c"],
+        )]))
+        .unwrap();
+        for bad in [
+            vec![version("v1", u64::MAX, vec!["a"])],
+            vec![version("v1", 0, vec![])],
+            vec![version("v1", 0, vec!["../x"])],
+            vec![version("v1", 0, vec!["a\nb"])],
+            vec![version("v1", 0, vec!["a", "a"])],
+            vec![version("v1", 0, vec!["a"]), version("v1", 0, vec!["b"])],
+            vec![],
+        ] {
+            assert!(check(&registry(bad.clone())).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn automatic_versions_skip_taken_names() {
         assert_eq!(next_version_name(None), "v1");
         let taken = |names: &[&str]| ModelEntry {
