@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use modelfs::format::manifest::{ChunkRef, Manifest};
+use modelfs::format::manifest::Manifest;
 use modelfs::id::ManifestId;
-use modelfs::store::index::Location;
-use modelfs::{Access, Store};
 
-use crate::util::{MODELFS, Mount, SystemMount, TestStore, corpus, random_bytes, sh};
+use crate::util::{
+    MODELFS, Mount, SystemMount, TestStore, chunk_places, corpus, flip_byte, random_bytes, sh,
+};
 
 /// How long any one command may take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -526,36 +526,6 @@ fn install_manifest(store: &Path, model: &str, manifest: &Manifest) -> String {
     file["size"] = manifest.size.into();
     save_registry(store, &registry);
     hex
-}
-
-/// The chunks of `model`'s newest first file, each with its location and pack file.
-fn chunk_places(store_dir: &Path, model: &str) -> Vec<(ChunkRef, Location, PathBuf)> {
-    let store = Store::open(store_dir, Access::Read).unwrap();
-    let manifest = load_manifest(store_dir, &manifest_hex(store_dir, model));
-    let ids: Vec<_> = manifest.chunks.iter().map(|c| c.id).collect();
-    let locations = store.locate(&ids).unwrap();
-    manifest
-        .chunks
-        .iter()
-        .zip(locations)
-        .map(|(chunk, location)| {
-            let location = location.expect("chunk is indexed");
-            let pack = modelfs::store::pack::pack_path(&store_dir.join("packs"), &location.pack);
-            (*chunk, location, pack)
-        })
-        .collect()
-}
-
-fn flip_byte(path: &Path, at: u64) {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut byte = [0u8];
-    file.read_exact_at(&mut byte, at).unwrap();
-    file.write_all_at(&[byte[0] ^ 0x20], at).unwrap();
-    file.sync_all().unwrap();
 }
 
 /// Names and sizes of the files in a store's `packs/` and `manifests/`.

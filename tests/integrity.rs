@@ -2,48 +2,10 @@
 //! stores on read-only media.
 
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
-use modelfs::format::manifest::ChunkRef;
 use modelfs::format::pack::RECORD_HEADER_LEN;
-use modelfs::store::pack::pack_path;
-use modelfs::{Access, Store};
 
-use crate::util::{SystemMount, TestStore, random_bytes};
-
-/// The chunks of `model`'s newest first file, and where each one lives: (chunk, pack file, record offset).
-fn chunk_places(store_dir: &Path, model: &str) -> Vec<(ChunkRef, std::path::PathBuf, u64)> {
-    let store = Store::open(store_dir, Access::Read).unwrap();
-    let registry = store.registry().unwrap();
-    let file = &registry.models[model].versions.last().unwrap().files[0];
-    let manifest = store.manifest(&file.manifest).unwrap();
-    let ids: Vec<_> = manifest.chunks.iter().map(|c| c.id).collect();
-    let locations = store.locate(&ids).unwrap();
-    manifest
-        .chunks
-        .iter()
-        .zip(locations)
-        .map(|(chunk, location)| {
-            let location = location.unwrap();
-            (
-                *chunk,
-                pack_path(&store_dir.join("packs"), &location.pack),
-                location.offset,
-            )
-        })
-        .collect()
-}
-
-fn flip_byte(path: &Path, at: u64) {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut byte = [0u8];
-    file.read_exact_at(&mut byte, at).unwrap();
-    file.write_all_at(&[byte[0] ^ 0x20], at).unwrap();
-}
+use crate::util::{SystemMount, TestStore, chunk_places, flip_byte, random_bytes};
 
 #[test]
 fn a_flipped_byte_gives_eio_on_exactly_that_chunk_and_verify_names_it() {
@@ -63,8 +25,8 @@ fn a_flipped_byte_gives_eio_on_exactly_that_chunk_and_verify_names_it() {
             .unwrap(),
     ]);
     let places = chunk_places(&store.store, "victim");
-    let (bad, pack, offset) = places[places.len() / 2].clone();
-    flip_byte(&pack, offset + RECORD_HEADER_LEN as u64 + 100);
+    let (bad, location, pack) = places[places.len() / 2].clone();
+    flip_byte(&pack, location.offset + RECORD_HEADER_LEN as u64 + 100);
 
     let out = store.run(&["verify"]);
     assert!(!out.status.success(), "verify must fail on damage");

@@ -232,3 +232,44 @@ pub fn kill_after(store: &Path, args: &[&str], delay: std::time::Duration) -> bo
     );
     child.wait().unwrap().success()
 }
+
+/// The chunks of `model`'s newest first file, each with its location and pack file.
+pub fn chunk_places(
+    store_dir: &Path,
+    model: &str,
+) -> Vec<(
+    modelfs::format::manifest::ChunkRef,
+    modelfs::store::index::Location,
+    PathBuf,
+)> {
+    let store = modelfs::Store::open(store_dir, modelfs::Access::Read).unwrap();
+    let registry = store.registry().unwrap();
+    let file = &registry.models[model].versions.last().unwrap().files[0];
+    let manifest = store.manifest(&file.manifest).unwrap();
+    let ids: Vec<_> = manifest.chunks.iter().map(|c| c.id).collect();
+    let locations = store.locate(&ids).unwrap();
+    manifest
+        .chunks
+        .iter()
+        .zip(locations)
+        .map(|(chunk, location)| {
+            let location = location.expect("chunk is indexed");
+            let pack = modelfs::store::pack::pack_path(&store_dir.join("packs"), &location.pack);
+            (*chunk, location, pack)
+        })
+        .collect()
+}
+
+/// Flips bits of the byte at `at` in `path` (and syncs), as damage on a medium would.
+pub fn flip_byte(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x20], at).unwrap();
+    file.sync_all().unwrap();
+}

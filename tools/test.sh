@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: style checks (rustfmt, clippy with warnings as errors), unit and
-# property tests, and integration tests that mount FUSE for real (run as root, with /dev/fuse).
-# One release build serves the binary, the tests and clippy.
+# property tests, integration tests that mount FUSE for real (run as root, with /dev/fuse), and a
+# short fuzzing run of every parser of untrusted store bytes (MODELFS_FUZZ_SECONDS per target,
+# default 15; 0 skips it). One release build serves the binary, the tests and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The portable-store tests also write exFAT and FAT images and mount them through FUSE drivers;
@@ -13,3 +14,7 @@ done
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release --all-targets "$@"
+seconds=${MODELFS_FUZZ_SECONDS:-15}
+if [ "$seconds" != 0 ]; then
+  tools/fuzz.sh "$seconds"
+fi
