@@ -220,12 +220,7 @@ pub fn pack(
         pack_target_bytes: src.config().pack_target_bytes,
         compression: src.config().compression,
     };
-    if dest.exists()
-        && crate::store::read_config(dest).is_err()
-        && std::fs::read_dir(dest)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
+    if dest.exists() && crate::store::read_config(dest).is_err() && !holds_only_a_new_store(dest) {
         return Err(Error::BadInput {
             path: dest.to_owned(),
             reason: "is not empty and not a modelfs store; pick an empty folder".into(),
@@ -235,6 +230,24 @@ pub fn pack(
     let dst = Store::open(dest, Access::Write)?;
     let plan = plan_import(src, &dst, selection)?;
     run_import(src, &dst, plan, progress)
+}
+
+/// Whether `dest` is empty, or holds only what an interrupted `init` of a store leaves there
+/// (its folders, lock and temp files, no config yet): then `pack` may go on into it.
+fn holds_only_a_new_store(dest: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dest) else {
+        return false;
+    };
+    entries.into_iter().all(|entry| {
+        entry.is_ok_and(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            matches!(
+                name.as_ref(),
+                "packs" | "manifests" | "index" | "index.rebuild" | "lock"
+            ) || (name.starts_with('.') && name.ends_with(crate::store::fsutil::TEMP_SUFFIX))
+        })
+    })
 }
 
 /// Adds what a machine without modelfs needs to use the store at `dest`: a copy of the executable

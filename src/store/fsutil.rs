@@ -62,6 +62,33 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Opens (creating if missing) the lock file at `path` for `flock`: never through a link, never
+/// blocking on a FIFO, and only if it is a regular file (`InvalidData` otherwise).
+pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => std::io::Error::new(
+                ErrorKind::InvalidData,
+                "is a symbolic link; a lock must be a regular file",
+            ),
+            _ => e,
+        })?;
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!("is {}; a lock must be a regular file", kind_of(file_type)),
+        ));
+    }
+    Ok(file)
+}
+
 /// Reads the regular file at `path`, refusing one larger than `max_len` bytes (what its format
 /// allows) before reading it. `NotFound` passes through.
 pub fn read_capped(path: &Path, max_len: u64) -> std::io::Result<Vec<u8>> {

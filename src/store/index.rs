@@ -291,6 +291,17 @@ impl Index {
         Ok(out)
     }
 
+    /// Writes everything in memory to table files, so a process opening the index read-only
+    /// meanwhile sees it.
+    pub fn flush(&self) -> Result<()> {
+        for name in [CF_CHUNKS, CF_PACKS, CF_META] {
+            self.db
+                .flush_cf(self.cf(name)?)
+                .map_err(|e| index_error(&self.path, e))?;
+        }
+        Ok(())
+    }
+
     /// All packs the index knows, with their summary rows.
     pub fn packs(&self) -> Result<Vec<(PackId, PackRow)>> {
         let mut out = Vec::new();

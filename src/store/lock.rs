@@ -3,12 +3,12 @@
 //! Owns the `lock` file (`flock`ed by the one writer; opened without following links, and only if
 //! it is a regular file) and the free-space check that keeps writers off a full disk.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, Result};
+use crate::store::fsutil::open_lock_file;
 use crate::store::paths::StorePaths;
 
 /// Space a writer needs before it starts: the index writes its log on open, and RocksDB aborts
@@ -31,21 +31,10 @@ pub(super) fn require_free_space(paths: &StorePaths) -> Result<()> {
 
 pub(super) fn take_writer_lock(paths: &StorePaths) -> Result<Flock<File>> {
     let path = paths.lock();
-    let file = match OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&path)
-    {
-        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
-        Ok(_) => return Err(Error::corrupt(&path, "is not a regular file")),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(Error::corrupt(
-                &path,
-                "is a symbolic link; the lock must be a regular file",
-            ));
+    let file = match open_lock_file(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(Error::corrupt(&path, e.to_string()));
         }
         Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
             return Err(Error::ReadOnlyStore(paths.root.clone()));

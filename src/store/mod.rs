@@ -155,7 +155,9 @@ impl Store {
             path: root.to_owned(),
             reason,
         })?;
-        for dir in [root.to_owned(), paths.packs(), paths.manifests()] {
+        std::fs::create_dir_all(root).at(root)?;
+        require_free_space(&paths)?;
+        for dir in [paths.packs(), paths.manifests()] {
             std::fs::create_dir_all(&dir).at(&dir)?;
         }
         drop(Index::open_writable(&paths.index())?);
@@ -380,6 +382,7 @@ impl Store {
         read_config(root)?;
         let paths = StorePaths::new(root);
         let _lock = take_writer_lock(&paths)?;
+        require_free_space(&paths)?;
         recovery::remove_unsealed_packs(&paths.packs())?;
         recovery::rebuild_index_at(&paths.index(), &paths.packs())?;
         Ok(Index::open_read_only(&paths.index())?.packs()?.len())

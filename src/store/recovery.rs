@@ -197,6 +197,11 @@ pub fn open_reader_index(paths: &StorePaths, config: &StoreConfig) -> Result<Rea
         std::fs::create_dir_all(parent).at(parent)?;
     }
     let packs_dir = paths.packs();
+    // Readers of one store that start together take turns building or updating the copy.
+    let lock_path = cached.with_extension("lock");
+    let lock_file = fsutil::open_lock_file(&lock_path).at(&lock_path)?;
+    let _turn = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| Error::io(&lock_path, errno.into()))?;
     let index = match Index::open_writable(&cached) {
         Ok(index) => {
             sync_index_with_packs(&index, &packs_dir)?;
@@ -206,6 +211,10 @@ pub fn open_reader_index(paths: &StorePaths, config: &StoreConfig) -> Result<Rea
         Err(_) if cached.join("CURRENT").exists() => Index::open_read_only(&cached)?,
         Err(_) => build_index_into(&cached, &packs_dir)?,
     };
+    // Before the next reader's turn, so one that opens the copy read-only sees all of it.
+    if index.is_writable() {
+        index.flush()?;
+    }
     Ok(ReaderIndex {
         index,
         in_cache: true,
