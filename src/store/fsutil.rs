@@ -38,14 +38,19 @@ fn kind_of(file_type: std::fs::FileType) -> &'static str {
 /// Opens `path` for reading if it is a regular file: a link, FIFO, device or directory in its
 /// place is an error (`InvalidData`), never followed or blocked on. `NotFound` passes through.
 pub fn open_regular(path: &Path) -> std::io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
+    open_checked(OpenOptions::new().read(true), path, "store files")
+}
+
+/// Opens `path` with `options` plus `O_NOFOLLOW | O_NONBLOCK`, and checks it is a regular file;
+/// anything else is `InvalidData`, saying what it is and that `what` must be regular files.
+fn open_checked(options: &mut OpenOptions, path: &Path, what: &str) -> std::io::Result<File> {
+    let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => std::io::Error::new(
                 ErrorKind::InvalidData,
-                "is a symbolic link; store files must be regular files",
+                format!("is a symbolic link; {what} must be regular files"),
             ),
             _ => e,
         })?;
@@ -53,10 +58,7 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     if !file_type.is_file() {
         return Err(std::io::Error::new(
             ErrorKind::InvalidData,
-            format!(
-                "is {}; store files must be regular files",
-                kind_of(file_type)
-            ),
+            format!("is {}; {what} must be regular files", kind_of(file_type)),
         ));
     }
     Ok(file)
@@ -65,28 +67,9 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
 /// Opens (creating if missing) the lock file at `path` for `flock`: never through a link, never
 /// blocking on a FIFO, and only if it is a regular file (`InvalidData` otherwise).
 pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => std::io::Error::new(
-                ErrorKind::InvalidData,
-                "is a symbolic link; a lock must be a regular file",
-            ),
-            _ => e,
-        })?;
-    let file_type = file.metadata()?.file_type();
-    if !file_type.is_file() {
-        return Err(std::io::Error::new(
-            ErrorKind::InvalidData,
-            format!("is {}; a lock must be a regular file", kind_of(file_type)),
-        ));
-    }
-    Ok(file)
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true).mode(0o644);
+    open_checked(&mut options, path, "locks")
 }
 
 /// Reads the regular file at `path`, refusing one larger than `max_len` bytes (what its format

@@ -298,12 +298,11 @@ pub fn run(
             leaves
         );
         for leave in leaves {
-            if budget.exhausted() {
-                findings.add(
-                    SCENARIO,
-                    "stopped early: time budget used up",
-                    format!("at {} with {leave} bytes free", op.name()),
-                );
+            if budget.stops(
+                findings,
+                SCENARIO,
+                format!("at {} with {leave} bytes free", op.name()),
+            ) {
                 break 'ops;
             }
             let a = attempt(tools, &setup, op, &tmpfs, leave, &mut rows, findings)?;

@@ -162,12 +162,8 @@ pub fn run(
     let mut fuse_errnos: BTreeMap<String, u64> = BTreeMap::new();
     let mut done = 0;
     for trial in 0..config.trials {
-        if config.budget.exhausted() {
-            findings.add(
-                SCENARIO,
-                "stopped early: time budget used up",
-                format!("{trial} of {} trials done", config.trials),
-            );
+        let progress = format!("{trial} of {} trials done", config.trials);
+        if config.budget.stops(findings, SCENARIO, progress) {
             break;
         }
         let mut rng = rng.fork();

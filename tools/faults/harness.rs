@@ -863,6 +863,16 @@ impl Budget {
     pub fn exhausted(&self) -> bool {
         Instant::now() > self.deadline
     }
+
+    /// Whether a scenario's loop must stop now; if so, records why (with `progress`, e.g.
+    /// "12 of 100 trials done") among the findings.
+    pub fn stops(&self, findings: &mut Findings, scenario: &str, progress: String) -> bool {
+        let stop = self.exhausted();
+        if stop {
+            findings.add(scenario, "stopped early: time budget used up", progress);
+        }
+        stop
+    }
 }
 
 /// `1234567` → `1,234,567`.

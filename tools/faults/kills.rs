@@ -188,12 +188,8 @@ pub fn run(
 
     let mut rows: BTreeMap<Writer, Row> = BTreeMap::new();
     for i in 0..config.trials {
-        if config.budget.exhausted() {
-            findings.add(
-                SCENARIO,
-                "stopped early: time budget used up",
-                format!("{i} of {} trials done", config.trials),
-            );
+        let progress = format!("{i} of {} trials done", config.trials);
+        if config.budget.stops(findings, SCENARIO, progress) {
             break;
         }
         let writer = WRITERS[i % WRITERS.len()];
