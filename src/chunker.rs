@@ -49,6 +49,12 @@ impl Chunker {
                 "chunk sizes min {min}, avg {avg}, max {max} are out of range"
             ));
         }
+        // FastCDC 2020 reads two bytes per step: odd sizes shift every cut by a byte.
+        if [min, avg, max].iter().any(|size| size % 2 != 0) {
+            return Err(format!(
+                "chunk sizes min {min}, avg {avg}, max {max} must be even"
+            ));
+        }
         Ok(())
     }
 
@@ -394,6 +400,14 @@ mod tests {
     #[test]
     fn default_parameters_are_valid() {
         Chunker::validate(&DEFAULT_CHUNKING).unwrap();
+        let odd = ChunkingParams {
+            min_size: DEFAULT_CHUNKING.min_size - 1,
+            ..DEFAULT_CHUNKING
+        };
+        assert!(
+            Chunker::validate(&odd).is_err(),
+            "odd sizes shift FastCDC's cuts"
+        );
         assert!(
             Chunker::validate(&ChunkingParams {
                 min_size: 10,

@@ -106,13 +106,25 @@ pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<
 
     let mut manifests = Vec::new();
     let mut seen = HashSet::new();
-    let mut wanted: HashMap<ChunkId, ()> = HashMap::new();
+    // Each chunk's length as the manifests give it.
+    let mut wanted: HashMap<ChunkId, u32> = HashMap::new();
     let mut sizes: HashMap<ManifestId, u64> = HashMap::new();
     for (model, version) in &versions {
         for file in &version.files {
             if seen.insert(file.manifest) {
                 let manifest = src.manifest(&file.manifest)?;
-                wanted.extend(manifest.chunks.iter().map(|c| (c.id, ())));
+                for chunk in &manifest.chunks {
+                    let len = *wanted.entry(chunk.id).or_insert(chunk.len);
+                    if len != chunk.len {
+                        return Err(Error::corrupt(
+                            src.root().join("manifests"),
+                            format!(
+                                "manifests disagree on the length of chunk {}: {len} and {} bytes",
+                                chunk.id, chunk.len
+                            ),
+                        ));
+                    }
+                }
                 sizes.insert(file.manifest, manifest.size);
                 manifests.push((file.manifest, manifest));
             }
@@ -128,11 +140,23 @@ pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<
             }
         }
     }
-    let ids: Vec<ChunkId> = wanted.into_keys().collect();
+    let ids: Vec<ChunkId> = wanted.keys().copied().collect();
     let mut needed = Vec::new();
     for batch in ids.chunks(4096) {
         let (have, source) = (dst.locate(batch)?, src.locate(batch)?);
         for ((id, have), source) in batch.iter().zip(have).zip(source) {
+            // Manifests that claim another length than the chunk has would make every read of
+            // their files fail here: they are not copied.
+            let holds = have.or(source).map(|l| l.raw_len);
+            if let Some(holds) = holds.filter(|&holds| holds != wanted[id]) {
+                return Err(Error::corrupt(
+                    src.root().join("manifests"),
+                    format!(
+                        "a manifest says chunk {id} holds {} bytes; it holds {holds}",
+                        wanted[id]
+                    ),
+                ));
+            }
             if have.is_none() {
                 needed.push((*id, source.ok_or(Error::MissingChunk(*id))?));
             }
