@@ -67,10 +67,7 @@ fn setup(tools: &Tools, dir: &Path, rng: &mut Rng) -> anyhow::Result<Setup> {
     let inputs = Inputs::generate(tools, &dir.join("in"), rng)?;
     let mut catalog = Catalog::default();
     let template = dir.join("template");
-    tools.ok(
-        &template,
-        &["init", "--avg-chunk-kib", "16", "--pack-size-mib", "4"],
-    )?;
+    tools.init_small(&template)?;
     let keep = inputs.random_file(rng, "both/keep.bin", 2_000_000)?;
     inputs.random_file(rng, "both/other.bin", 6_000_000)?;
     let keep_alone = inputs.dir.join("keep.bin");
@@ -79,14 +76,9 @@ fn setup(tools: &Tools, dir: &Path, rng: &mut Rng) -> anyhow::Result<Setup> {
     catalog.add(tools, &template, "folder", &inputs.folder)?;
     catalog.add(tools, &template, "both", &inputs.dir.join("both"))?;
     catalog.add(tools, &template, "keep", &keep_alone)?;
-    let template_gc = dir.join("template-gc");
-    copy_tree(&template, &template_gc)?;
-    tools.ok(&template_gc, &["rm", "both"])?;
+    let template_gc = tools.gc_copy(&template, dir)?;
     let source = dir.join("source");
-    tools.ok(
-        &source,
-        &["init", "--avg-chunk-kib", "16", "--pack-size-mib", "4"],
-    )?;
+    tools.init_small(&source)?;
     let imp = inputs.random_file(rng, "imp.bin", 8_000_000)?;
     catalog.add(tools, &source, "imp", &imp)?;
     catalog.add(tools, &source, "finetune", &inputs.finetune)?;

@@ -355,6 +355,24 @@ impl Tools {
     }
 
     /// Runs a command that must succeed (setup steps); returns its stdout.
+    /// Creates a store at `store` with small chunks and packs, so a few MB make many of each.
+    pub fn init_small(&self, store: &Path) -> anyhow::Result<()> {
+        self.ok(
+            store,
+            &["init", "--avg-chunk-kib", "16", "--pack-size-mib", "4"],
+        )
+        .map(drop)
+    }
+
+    /// A copy of the store `template` at `dir/template-gc` with model `both` removed, so `gc`
+    /// has work there.
+    pub fn gc_copy(&self, template: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+        let copy = dir.join("template-gc");
+        copy_tree(template, &copy)?;
+        self.ok(&copy, &["rm", "both"])?;
+        Ok(copy)
+    }
+
     pub fn ok(&self, store: &Path, args: &[&str]) -> anyhow::Result<String> {
         let run = self.run(store, args);
         if !run.success() {
