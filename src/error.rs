@@ -78,6 +78,14 @@ pub enum Error {
     /// A manifest referenced by the registry is missing.
     #[error("manifest {0} is missing from the store")]
     MissingManifest(ManifestId),
+    /// A remote source (a peer or a mirror) failed, or sent something unusable.
+    #[error("{url}: {reason}")]
+    Remote {
+        /// What was requested, as a URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A pack referenced by the index is missing.
     #[error("pack {0} is missing from the store")]
     MissingPack(PackId),

@@ -35,6 +35,7 @@ pub mod id;
 pub mod ingest;
 pub mod modelfile;
 pub mod mount;
+pub mod peer;
 pub mod progress;
 pub mod read;
 pub mod source;

@@ -3,22 +3,29 @@
 //!
 //! Owns [`plan_import`] (which versions and chunks are missing, and how many bytes that is) and
 //! [`run_import`] (copy each missing chunk's record as it is stored, verified on the way, then the
-//! manifests, then commit the versions). Copied chunks are sealed into indexed packs as they
-//! arrive, so an interrupted import (kill -9, a source pulled out) keeps what arrived and a rerun
-//! copies only the rest. Nothing is visible until the registry commit.
+//! manifests, then commit the versions). The source is any [`Source`]: another store directory,
+//! or a peer or mirror over HTTP (`pull` is an import from a URL). Missing chunks are read in runs
+//! of neighbouring records — one read, or one ranged request, per run of up to [`RUN_MAX`] bytes —
+//! by several workers at once; each record is verified before it is appended. Copied chunks are
+//! sealed into indexed packs as they arrive (and a pack left unsealed by kill -9 is salvaged by
+//! the next writer), so an interrupted import keeps what arrived and a rerun copies only the rest.
+//! Nothing is visible until the registry commit.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
-use crate::format::pack::RECORD_HEADER_LEN;
+use crate::format::pack::{RECORD_HEADER_LEN, RecordHeader};
 use crate::format::registry::{ModelEntry, VersionEntry};
 use crate::id::{ChunkId, ManifestId};
 use crate::progress::Progress;
+use crate::source::{Place, Source};
+use crate::store::chunk::{self, Check};
 use crate::store::fsutil::write_atomic_with;
-use crate::store::index::Location;
 use crate::store::registry::{ModelSpec, resolve};
 use crate::store::sink::PackSink;
 use crate::store::{Access, InitOptions, Store};
@@ -31,7 +38,7 @@ pub struct ImportPlan {
     pub versions_present: usize,
     manifests: Vec<(ManifestId, Manifest)>,
     /// Missing chunks and where the source keeps them, in source pack order.
-    needed: Vec<(ChunkId, Location)>,
+    needed: Vec<(ChunkId, Place)>,
     /// Bytes the missing chunks take in the source's packs: what will be copied.
     pub needed_bytes: u64,
 }
@@ -62,7 +69,8 @@ pub struct ImportReport {
 /// Works out what importing `selection` (every model if empty; a bare name means all its
 /// versions) from `src` into `dst` needs. Fails before copying anything if a version name is taken
 /// in `dst` by different files.
-pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<ImportPlan> {
+pub fn plan_import(src: &dyn Source, dst: &Store, selection: &[ModelSpec]) -> Result<ImportPlan> {
+    let src_root = PathBuf::from(src.describe());
     let registry = src.registry()?;
     let mut chosen: Vec<(String, VersionEntry)> = Vec::new();
     if selection.is_empty() {
@@ -117,7 +125,7 @@ pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<
                     let len = *wanted.entry(chunk.id).or_insert(chunk.len);
                     if len != chunk.len {
                         return Err(Error::corrupt(
-                            src.root().join("manifests"),
+                            src_root.join("manifests"),
                             format!(
                                 "manifests disagree on the length of chunk {}: {len} and {} bytes",
                                 chunk.id, chunk.len
@@ -131,7 +139,7 @@ pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<
             // A registry that disagrees with its manifests is not copied into this store.
             if sizes[&file.manifest] != file.size {
                 return Err(Error::corrupt(
-                    src.registry_path(),
+                    src_root.join("registry.json"),
                     format!(
                         "lists {model}@{}/{} as {} bytes, its manifest as {}",
                         version.version, file.path, file.size, sizes[&file.manifest]
@@ -147,10 +155,10 @@ pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<
         for ((id, have), source) in batch.iter().zip(have).zip(source) {
             // Manifests that claim another length than the chunk has would make every read of
             // their files fail here: they are not copied.
-            let holds = have.or(source).map(|l| l.raw_len);
+            let holds = have.or(source.map(|p| p.location)).map(|l| l.raw_len);
             if let Some(holds) = holds.filter(|&holds| holds != wanted[id]) {
                 return Err(Error::corrupt(
-                    src.root().join("manifests"),
+                    src_root.join("manifests"),
                     format!(
                         "a manifest says chunk {id} holds {} bytes; it holds {holds}",
                         wanted[id]
@@ -162,10 +170,10 @@ pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<
             }
         }
     }
-    needed.sort_by_key(|(_, location)| (location.pack, location.offset));
+    needed.sort_by_key(|(_, p)| (p.layer, p.location.pack, p.location.offset));
     let needed_bytes = needed
         .iter()
-        .map(|(_, l)| RECORD_HEADER_LEN as u64 + u64::from(l.stored_len))
+        .map(|(_, p)| RECORD_HEADER_LEN as u64 + u64::from(p.location.stored_len))
         .sum();
     Ok(ImportPlan {
         versions,
@@ -176,28 +184,31 @@ pub fn plan_import(src: &Store, dst: &Store, selection: &[ModelSpec]) -> Result<
     })
 }
 
-/// Carries out `plan`: copies the missing chunks (each verified), the manifests, then commits
-/// the versions to `dst`'s registry.
+/// Largest run of neighbouring records read at once (one request to a remote source).
+pub const RUN_MAX: u64 = 4 << 20;
+/// Largest gap between two needed records read through rather than split into two runs.
+const RUN_GAP: u64 = 64 << 10;
+
+/// Carries out `plan`: copies the missing chunks (each verified) with `jobs` runs in flight, then
+/// the manifests, then commits the versions to `dst`'s registry.
 pub fn run_import(
-    src: &Store,
+    src: &dyn Source,
     dst: &Store,
     plan: ImportPlan,
+    jobs: usize,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
     let mut report = ImportReport::default();
     let mut sink = PackSink::new(dst)?;
-    let (mut decoded, mut payload) = (Vec::new(), Vec::new());
     progress.begin(plan.needed_bytes);
-    let copied = (|| {
-        for (id, location) in &plan.needed {
-            let header = src.read_record(id, location, &mut decoded, &mut payload)?;
-            sink.append(header, &payload)?;
-            report.chunks_copied += 1;
-            report.bytes_copied += header.record_len();
-            progress.advance(header.record_len());
-        }
-        sink.seal()
-    })();
+    let copied = copy_runs(src, &runs(&plan.needed), jobs, |header, payload| {
+        sink.append(header, payload)?;
+        report.chunks_copied += 1;
+        report.bytes_copied += header.record_len();
+        progress.advance(header.record_len());
+        Ok(())
+    })
+    .and_then(|()| sink.seal());
     progress.finish();
     if let Err(e) = copied {
         // Keep what arrived (sealed and indexed), so a rerun copies only the rest.
@@ -232,6 +243,100 @@ pub fn run_import(
     Ok(report)
 }
 
+/// Groups needed records (sorted by place) into runs: neighbours in one pack, at most
+/// [`RUN_GAP`] apart, at most [`RUN_MAX`] long (a single larger record is a run of its own).
+fn runs(needed: &[(ChunkId, Place)]) -> Vec<&[(ChunkId, Place)]> {
+    let end =
+        |p: &Place| p.location.offset + RECORD_HEADER_LEN as u64 + u64::from(p.location.stored_len);
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=needed.len() {
+        let split = needed.get(i).is_none_or(|(_, next)| {
+            let (first, prev) = (&needed[start].1, &needed[i - 1].1);
+            next.layer != first.layer
+                || next.location.pack != first.location.pack
+                || next.location.offset < end(prev)
+                || next.location.offset - end(prev) > RUN_GAP
+                || end(next) - first.location.offset > RUN_MAX
+        });
+        if split {
+            runs.push(&needed[start..i]);
+            start = i;
+        }
+    }
+    runs
+}
+
+/// Reads `runs` from `src` with `jobs` workers, cuts each into records, verifies them, and hands
+/// each verified record to `deliver` on the calling thread. Stops at the first error.
+fn copy_runs(
+    src: &dyn Source,
+    runs: &[&[(ChunkId, Place)]],
+    jobs: usize,
+    mut deliver: impl FnMut(RecordHeader, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::sync_channel::<Result<Vec<(RecordHeader, Vec<u8>)>>>(jobs.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, runs.len().max(1)) {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(run) = runs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return;
+                    };
+                    if tx.send(read_run(src, run)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let result = rx.iter().try_for_each(|records| {
+            records?
+                .iter()
+                .try_for_each(|(header, payload)| deliver(*header, payload))
+        });
+        stop.store(true, Ordering::Relaxed);
+        // Unblock workers waiting to send, so the scope can end.
+        drop(rx);
+        result
+    })
+}
+
+/// Reads one run in a single read and returns its needed records, each verified.
+fn read_run(src: &dyn Source, run: &[(ChunkId, Place)]) -> Result<Vec<(RecordHeader, Vec<u8>)>> {
+    let (first, last) = (&run[0].1, &run[run.len() - 1].1);
+    let start = first.location.offset;
+    let len = last.location.offset + RECORD_HEADER_LEN as u64 + u64::from(last.location.stored_len)
+        - start;
+    let mut bytes = vec![0u8; len as usize];
+    src.read_run(first, &mut bytes)?;
+    let mut decoded = Vec::new();
+    run.iter()
+        .map(|(id, place)| {
+            let location = &place.location;
+            let at = (location.offset - start) as usize + RECORD_HEADER_LEN;
+            let stored = &bytes[at..at + location.stored_len as usize];
+            decoded.resize(location.raw_len as usize, 0);
+            chunk::load(
+                id,
+                location,
+                &mut decoded,
+                Check::Verify,
+                |buf| {
+                    buf.copy_from_slice(stored);
+                    Ok(())
+                },
+                |_| {},
+            )?;
+            Ok((chunk::record_header(id, location), stored.to_vec()))
+        })
+        .collect()
+}
+
 /// Creates (or reuses) a store at `dest` with `src`'s parameters and imports `selection` into it.
 pub fn pack(
     src: &Store,
@@ -253,7 +358,7 @@ pub fn pack(
     Store::init(dest, options)?;
     let dst = Store::open(dest, Access::Write)?;
     let plan = plan_import(src, &dst, selection)?;
-    run_import(src, &dst, plan, progress)
+    run_import(src, &dst, plan, 1, progress)
 }
 
 /// Whether `dest` is empty, or holds only what an interrupted `init` of a store leaves there

@@ -1,22 +1,30 @@
-//! `modelfs import SRC_STORE [--models …]`.
+//! `modelfs import SRC_STORE|URL [--models …]`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use modelfs::Access;
+use modelfs::source::{SourceAddr, addr};
 use modelfs::store::registry::ModelSpec;
 use modelfs::transfer::{plan_import, run_import};
 
+use super::net::NetArgs;
 use super::{Bar, human_bytes, open_store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store to copy from.
-    source: PathBuf,
+    /// The store to copy from: a directory, or the URL of a peer or a web server publishing one.
+    #[arg(value_name = "DIR|URL")]
+    source: SourceAddr,
     /// Models to copy, comma-separated: NAME (every version) or NAME@VERSION [default: all].
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
+    /// Ranges (runs of chunks) read at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 /// Parses `--models` values.
@@ -29,9 +37,10 @@ pub fn parse_models(models: &[String]) -> anyhow::Result<Vec<ModelSpec>> {
 
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let selection = parse_models(&args.models)?;
-    let source = open_store(&args.source, Access::Read)?;
+    let source = addr::open(&args.source, &args.net.http_options()?)
+        .with_context(|| format!("cannot read {}", args.source))?;
     let store = open_store(store_dir, Access::Write)?;
-    let plan = plan_import(&source, &store, &selection)?;
+    let plan = plan_import(source.as_ref(), &store, &selection)?;
     out!(
         "{} version(s) to add ({} already here); copying {} in {} chunks",
         plan.versions_to_add(),
@@ -39,10 +48,17 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         human_bytes(plan.needed_bytes),
         plan.needed_chunks()
     );
-    let report = run_import(&source, &store, plan, &Bar::new()).with_context(|| {
+    let report = run_import(
+        source.as_ref(),
+        &store,
+        plan,
+        usize::from(args.jobs),
+        &Bar::new(),
+    )
+    .with_context(|| {
         format!(
             "import from {} stopped; run it again to finish",
-            args.source.display()
+            args.source
         )
     })?;
     out!(

@@ -21,8 +21,12 @@ mod index;
 mod init;
 mod ls;
 mod mount;
+mod net;
 mod pack;
+mod peers;
+mod pull;
 mod rm;
+mod serve;
 mod stats;
 mod verify;
 
@@ -83,8 +87,14 @@ enum Command {
     /// List the tensors that differ between two models, versions or files, and the bytes a
     /// transfer from the first to the second needs.
     Diff(diff::Args),
-    /// Copy models from another store (a stick, a share), only the chunks this store lacks.
+    /// Copy models from another store (a stick, a share, a URL), only the chunks this store lacks.
     Import(import::Args),
+    /// Fetch models from a peer or a mirror: only the chunks this store lacks, verified.
+    Pull(pull::Args),
+    /// Share this store with peers over HTTP, read-only.
+    Serve(serve::Args),
+    /// List stores served on the LAN and their models.
+    Peers(peers::Args),
     /// Write chosen models into DEST as a self-contained store, with `--with-binary` ready to
     /// mount or install from on a machine without modelfs.
     Pack(pack::Args),
@@ -118,6 +128,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Refresh(args) => mount::run_refresh(args),
         Command::Diff(args) => diff::run(&store_dir, args),
         Command::Import(args) => import::run(&store_dir, args),
+        Command::Pull(args) => pull::run(&store_dir, args),
+        Command::Serve(args) => serve::run(&store_dir, args),
+        Command::Peers(args) => peers::run(&store_dir, args),
         Command::Pack(args) => pack::run(&store_dir, args),
         Command::Verify(args) => verify::run(&store_dir, args),
         Command::Rm(args) => rm::run(&store_dir, args),

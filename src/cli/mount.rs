@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use modelfs::mount::{self, MountConfig, MountRequest, Ready};
 use modelfs::read::{ReadOptions, VerifyPolicy};
+use modelfs::source::SourceAddr;
+
+use super::net::NetArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,10 +22,13 @@ pub struct Args {
     /// Memory for decoded chunks reused by small reads, in MiB.
     #[arg(long, default_value_t = 64)]
     cache_mib: usize,
-    /// Another store to read models and chunks from, after the local one (repeatable; the first
+    /// Another store to read models and chunks from, after the local one: a directory, or the
+    /// URL of a peer (`modelfs serve`) or a web server publishing a store (repeatable; the first
     /// that has a chunk serves it, the next ones stand in when it fails).
-    #[arg(long = "source", value_name = "DIR")]
-    sources: Vec<PathBuf>,
+    #[arg(long = "source", value_name = "DIR|URL")]
+    sources: Vec<SourceAddr>,
+    #[command(flatten)]
+    net: NetArgs,
     /// Copy every chunk read from a source into the local store, so reads go on once the source
     /// is gone (the mount then holds the local store's writer lock).
     #[arg(long)]
@@ -56,6 +62,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let config = MountConfig::new(MountRequest {
         store: store_dir.to_owned(),
         sources: args.sources,
+        http: args.net.http_options()?,
         mountpoint: args.mountpoint,
         fill: args.fill,
         read: ReadOptions {

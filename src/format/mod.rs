@@ -1,13 +1,14 @@
 //! On-disk layouts of a modelfs store, kept apart from the code that walks them.
 //!
 //! Owns the magic numbers, version constants, version checks and byte layouts of every file a
-//! store holds: the store config ([`config`]), pack files ([`pack`]) and the grouped payload of a
+//! store holds: the store config ([`config`]), pack files ([`pack`]), the pack catalog ([`catalog`]) and the grouped payload of a
 //! pack record ([`grouped`]), file manifests ([`manifest`]) and the registry ([`registry`]).
 //! Everything here encodes to and decodes from bytes; nothing opens files, touches RocksDB or
 //! knows where a file lives (that is `store`). Each module pins its encoding with golden-byte
 //! tests, so a format change shows up as a reviewed diff. `docs/FORMAT.md` describes the same
 //! layouts byte by byte.
 
+pub mod catalog;
 pub mod config;
 pub mod grouped;
 pub mod manifest;

@@ -183,6 +183,37 @@ pub fn decode_table(bytes: &[u8]) -> Option<Vec<TableEntry>> {
         .collect()
 }
 
+/// Decodes the tail of a sealed pack of `pack_len` bytes: its table followed by its trailer, the
+/// last `tail.len()` bytes of the file. Checks the trailer (consistent with the pack's length and
+/// with where the tail starts), the table's checksum, and that every row points at a record
+/// between the header and the table. The error is the reason, for the caller to name the pack.
+pub fn decode_tail(tail: &[u8], pack_len: u64) -> Result<Vec<TableEntry>, String> {
+    let unsealed = || "pack is unsealed or its trailer is damaged".to_owned();
+    let split = tail.len().checked_sub(TRAILER_LEN).ok_or_else(unsealed)?;
+    let (table, trailer) = tail.split_at(split);
+    let trailer = Trailer::decode(trailer)
+        .filter(|t| t.fits(pack_len) && pack_len - t.table_offset == tail.len() as u64)
+        .ok_or_else(unsealed)?;
+    if blake3::hash(table).as_bytes() != &trailer.table_hash {
+        return Err("pack table fails its checksum".into());
+    }
+    let entries = decode_table(table).ok_or("pack table has a malformed entry")?;
+    // Every row must point at a record between the header and the table.
+    for (row, entry) in entries.iter().enumerate() {
+        let inside = entry.offset >= HEADER_LEN as u64
+            && entry
+                .offset
+                .checked_add(entry.header.record_len())
+                .is_some_and(|end| end <= trailer.table_offset);
+        if !inside {
+            return Err(format!(
+                "pack table row {row} points outside the pack's records"
+            ));
+        }
+    }
+    Ok(entries)
+}
+
 /// The last bytes of a sealed pack, locating and checksumming the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trailer {

@@ -15,7 +15,9 @@ mod serve;
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
+use crate::peer::client::HttpOptions;
 use crate::read::ReadOptions;
+use crate::source::SourceAddr;
 use crate::store::paths::machine_cache_dir;
 use crate::store::read_config;
 pub use control::request_refresh;
@@ -29,8 +31,10 @@ const READAHEAD_KIB: u32 = 4096;
 pub struct MountRequest {
     /// The local store.
     pub store: PathBuf,
-    /// Other stores read after it, in order.
-    pub sources: Vec<PathBuf>,
+    /// Other stores read after it, in order: directories or URLs.
+    pub sources: Vec<SourceAddr>,
+    /// How remote sources are reached.
+    pub http: HttpOptions,
     /// Where to mount.
     pub mountpoint: PathBuf,
     /// Copy chunks read from sources into the local store.
@@ -51,7 +55,8 @@ pub struct MountConfig {
     /// The store the mount is built on (layer 0; filled with `--fill`).
     store: PathBuf,
     /// Sources read after it.
-    sources: Vec<PathBuf>,
+    sources: Vec<SourceAddr>,
+    http: HttpOptions,
     /// Canonical, existing, empty of mounts.
     mountpoint: PathBuf,
     fill: bool,
@@ -63,12 +68,17 @@ pub struct MountConfig {
 
 impl MountConfig {
     /// Checks `request`: the mountpoint is usable and the store the mount is built on opens.
-    /// Without `--fill` and without a local store, the first source takes the local store's place.
+    /// Without `--fill` and without a local store, a first source that is a store directory
+    /// takes the local store's place (a remote source is always read through a local store).
     pub fn new(request: MountRequest) -> Result<MountConfig> {
         let mountpoint = check_mountpoint(&request.mountpoint)?;
         let (mut store, mut sources) = (request.store, request.sources);
-        if !request.fill && !sources.is_empty() && read_config(&store).is_err() {
-            store = sources.remove(0);
+        if let Some(SourceAddr::Dir(first)) = sources.first()
+            && !request.fill
+            && read_config(&store).is_err()
+        {
+            store = first.clone();
+            sources.remove(0);
         }
         let config = read_config(&store)?;
         let daemon_log = match (request.daemon, request.log) {
@@ -79,6 +89,7 @@ impl MountConfig {
         Ok(MountConfig {
             store,
             sources,
+            http: request.http,
             mountpoint,
             fill: request.fill,
             read: request.read,

@@ -51,7 +51,7 @@ impl Sources {
         let sources = config
             .sources
             .iter()
-            .map(|dir| Ok(Box::new(Store::open(dir, Access::Read)?) as Box<dyn Source>))
+            .map(|addr| crate::source::addr::open(addr, &config.http))
             .collect::<Result<Vec<_>>>()?;
         let layered = Arc::new(Layered::new(local.clone(), sources, config.fill)?);
         Ok(Sources {

@@ -224,6 +224,11 @@ impl Source for Layered {
             .read_stored(id, &Place::single(place.location), dst)
     }
 
+    fn read_run(&self, first: &Place, dst: &mut [u8]) -> Result<()> {
+        self.layer(first.layer)
+            .read_run(&Place::single(first.location), dst)
+    }
+
     /// Reads from the layer `place` names; if that fails, from every other layer that has the
     /// chunk (always verifying) before giving up with the first error.
     fn read_chunk(

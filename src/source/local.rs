@@ -34,6 +34,11 @@ impl Source for Store {
         self.packs().read_payload(&place.location, dst)
     }
 
+    fn read_run(&self, first: &Place, dst: &mut [u8]) -> Result<()> {
+        self.packs()
+            .read_at(&first.location.pack, first.location.offset, dst)
+    }
+
     fn read_chunk(
         &self,
         id: &ChunkId,

@@ -8,14 +8,19 @@
 //! - `layered`: a union of sources read in order, with stand-in reads, fill and repair
 //!   ([`Layered`]) — itself a `Source`, the decorator the mount reads through.
 //!
-//! Adding a kind (a LAN peer, an HTTP mirror, an object store) is one more file implementing
-//! [`Source`]: `read_stored` is enough, verification comes with the provided `read_chunk`.
+//! - `peer::remote`: a store published over HTTP, by `modelfs serve` or any web server.
+//!
+//! [`addr`] turns what the user typed (a directory or a URL) into one of these. Adding a kind (an
+//! object store) is one more type implementing [`Source`]: `read_stored` and `read_run` are
+//! enough, verification comes with the provided `read_chunk`.
 //!
 //! [`Store`]: crate::store::Store
 
+pub mod addr;
 pub mod layered;
 mod local;
 
+pub use addr::SourceAddr;
 pub use layered::Layered;
 
 use crate::error::Result;
@@ -59,6 +64,12 @@ pub trait Source: Send + Sync {
     /// Reads the payload of chunk `id`'s record at `place` as stored — not decoded, not verified —
     /// into `dst`, exactly `place.location.stored_len` bytes.
     fn read_stored(&self, id: &ChunkId, place: &Place, dst: &mut [u8]) -> Result<()>;
+
+    /// Reads `dst.len()` bytes of the pack holding the record at `first`, from that record's
+    /// header on: a run of neighbouring records as stored, in one read (one request, for a remote
+    /// source). Not decoded, not verified: the caller cuts the records apart and loads each
+    /// through `store::chunk::load`.
+    fn read_run(&self, first: &Place, dst: &mut [u8]) -> Result<()>;
 
     /// Reads chunk `id` at `place` into `dst` (exactly its decoded length), decoded and verified
     /// unless `check` is [`Check::Trust`]; `stored` is then shown the payload as stored. Returns

@@ -24,11 +24,16 @@ pub fn read_config(root: &Path) -> Result<StoreConfig> {
         }
         Err(e) => return Err(Error::io(path, e)),
     };
-    let config = config::decode(&path, &bytes)?;
+    decode_config(&path, &bytes)
+}
+
+/// Decodes and checks a store config read from `path` (a file, or a URL for a remote store).
+pub fn decode_config(path: &Path, bytes: &[u8]) -> Result<StoreConfig> {
+    let config = config::decode(path, bytes)?;
     crate::chunker::Chunker::validate(&config.chunking)
-        .map_err(|reason| Error::corrupt(&path, format!("store config: {reason}")))?;
+        .map_err(|reason| Error::corrupt(path, format!("store config: {reason}")))?;
     if config.pack_target_bytes == 0 {
-        return Err(Error::corrupt(&path, "store config: pack size 0"));
+        return Err(Error::corrupt(path, "store config: pack size 0"));
     }
     Ok(config)
 }

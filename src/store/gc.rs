@@ -139,6 +139,9 @@ pub fn gc(store: &Store) -> Result<GcReport> {
     }
     sink.seal()?;
     report.bytes_after += sink.sealed_bytes();
+    // Remote readers find the new packs before the old ones go, and lose the old ones after.
+    let generation = store.registry()?.generation;
+    store.write_catalog(generation)?;
 
     for (pack, ids) in doomed {
         let path = pack_path(store.packs_dir(), &pack);
@@ -159,6 +162,7 @@ pub fn gc(store: &Store) -> Result<GcReport> {
         }
     }
     crate::store::fsutil::fsync_dir(store.packs_dir())?;
+    store.write_catalog(generation)?;
     info!(?report, "gc finished");
     Ok(report)
 }

@@ -16,6 +16,7 @@
 //!
 //! The directory layout is drawn in `paths`.
 
+pub mod catalog;
 pub mod chunk;
 mod config_file;
 pub mod fsutil;
@@ -55,7 +56,7 @@ use pack::PackFiles;
 use paths::StorePaths;
 use recovery::ReaderIndex;
 
-pub use config_file::read_config;
+pub use config_file::{decode_config, read_config};
 use lock::{require_free_space, take_writer_lock};
 use shared::SharedChunks;
 
@@ -177,8 +178,8 @@ impl Store {
 
     /// Opens the store at `root`.
     ///
-    /// A writer takes the lock, raises an older store's config to this build's version, deletes
-    /// packs a crashed writer left unsealed and indexes sealed packs the index lacks. A reader
+    /// A writer takes the lock, raises an older store's config to this build's version, keeps the
+    /// verified chunks of packs a crashed writer left unsealed and indexes sealed packs the index lacks. A reader
     /// writes nothing; if the store's index is missing or damaged it rebuilds one in the
     /// per-machine cache (`$XDG_CACHE_HOME/modelfs/<store id>/index`).
     pub fn open(root: &Path, access: Access) -> Result<Store> {
@@ -193,7 +194,7 @@ impl Store {
                 require_free_space(&paths)?;
                 recovery::remove_temp_files(&paths)?;
                 config_file::upgrade(&paths, &config)?;
-                recovery::remove_unsealed_packs(&paths.packs())?;
+                recovery::salvage_unsealed_packs(&paths.packs())?;
                 let index = IndexView {
                     index: Arc::new(recovery::open_writer_index(&paths)?),
                     in_cache: false,
@@ -270,6 +271,9 @@ impl Store {
         let path = self.paths.registry();
         let mut registry = registry::load(&path)?;
         let result = change(&mut registry)?;
+        // The catalog first: a copy of the store taken at any moment lists every pack the
+        // registry's models need.
+        self.write_catalog(registry.generation + 1)?;
         registry::save(&path, &mut registry)?;
         Ok(result)
     }
@@ -383,9 +387,16 @@ impl Store {
         let paths = StorePaths::new(root);
         let _lock = take_writer_lock(&paths)?;
         require_free_space(&paths)?;
-        recovery::remove_unsealed_packs(&paths.packs())?;
+        recovery::salvage_unsealed_packs(&paths.packs())?;
         recovery::rebuild_index_at(&paths.index(), &paths.packs())?;
+        catalog::write(&paths, registry::load(&paths.registry())?.generation)?;
         Ok(Index::open_read_only(&paths.index())?.packs()?.len())
+    }
+
+    /// Rewrites `catalog.json` from the packs as they are now (writers only).
+    pub fn write_catalog(&self, generation: u64) -> Result<()> {
+        self.require_writer()?;
+        catalog::write(&self.paths, generation)
     }
 
     /// Sizes of all sealed pack files, by id.

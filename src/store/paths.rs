@@ -7,6 +7,7 @@
 //! ```text
 //! STORE/modelfs.json         config: format version, store id, chunking parameters
 //! STORE/registry.json        models → versions → files → manifest ids (atomically replaced)
+//! STORE/catalog.json         sealed packs and where their tables are (derived; for remote readers)
 //! STORE/manifests/<id>       file manifests, named by their blake3
 //! STORE/packs/<id>.pack      sealed packs; <id>.pack.tmp while being written
 //! STORE/index/               RocksDB: chunk id → pack location (derived; rebuildable from packs)
@@ -27,6 +28,8 @@ pub const MANIFESTS_DIR: &str = "manifests";
 pub const INDEX_DIR: &str = "index";
 /// The writer lock file.
 pub const LOCK_FILE: &str = "lock";
+/// The pack catalog, for readers without the index.
+pub const CATALOG_FILE: &str = "catalog.json";
 
 /// The directories of one store.
 #[derive(Debug, Clone)]
@@ -66,6 +69,11 @@ impl StorePaths {
     /// `STORE/modelfs.json`.
     pub fn config(&self) -> PathBuf {
         self.root.join(crate::format::config::CONFIG_FILE_NAME)
+    }
+
+    /// `STORE/catalog.json`.
+    pub fn catalog(&self) -> PathBuf {
+        self.root.join(CATALOG_FILE)
     }
 
     /// `STORE/registry.json`.

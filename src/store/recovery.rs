@@ -1,22 +1,23 @@
 //! Crash recovery and the index's life cycle: everything that reconciles the index with the packs.
 //!
-//! Owns listing sealed packs, deleting packs a crashed writer left unsealed, reading a pack's chunk
+//! Owns listing sealed packs, keeping the chunks of packs a crashed writer left unsealed, reading a pack's chunk
 //! list (its table, or a record scan when the table is damaged), and opening, bringing up to date and
 //! rebuilding the RocksDB index: a writer's own, and a reader's private copy in the per-machine cache
 //! when the store's index is unusable. The packs are the truth; the index is derived from them.
 
 use std::collections::HashSet;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use tracing::{info, warn};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::config::StoreConfig;
-use crate::format::pack::TableEntry;
+use crate::format::pack::{RECORD_HEADER_LEN, TableEntry};
 use crate::id::PackId;
 use crate::store::fsutil;
 use crate::store::index::Index;
-use crate::store::pack::{self, PACK_EXTENSION, UNSEALED_SUFFIX};
+use crate::store::pack::{self, PACK_EXTENSION, PackWriter, UNSEALED_SUFFIX};
 use crate::store::paths::{INDEX_DIR, StorePaths, machine_cache_dir};
 
 /// Sealed packs in `dir` with their sizes, sorted by id.
@@ -37,20 +38,57 @@ pub fn list_sealed_packs(dir: &Path) -> Result<Vec<(PackId, u64)>> {
     Ok(packs)
 }
 
-/// Deletes packs a writer left unsealed when it died.
-pub fn remove_unsealed_packs(dir: &Path) -> Result<()> {
+/// Keeps what a writer that died had appended: the records of each unsealed pack that verify are
+/// copied into a new sealed pack (indexed when the index is next brought up to date), then the
+/// unsealed file is deleted. An `add`, `import` or `pull` killed mid-way so keeps every chunk it
+/// had written, and a rerun fetches none of them again. Salvage is best effort: when it fails (a
+/// full disk, say) the unsealed pack is deleted as it is, which loses nothing any model refers to.
+pub fn salvage_unsealed_packs(dir: &Path) -> Result<()> {
+    let mut unsealed = Vec::new();
     for entry in std::fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        if entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.ends_with(UNSEALED_SUFFIX))
-        {
-            warn!(pack = %entry.path().display(), "removing a pack left unsealed by an interrupted write");
-            std::fs::remove_file(entry.path()).at(entry.path())?;
+        let name = entry.at(dir)?.file_name();
+        if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(UNSEALED_SUFFIX)) {
+            unsealed.push((dir.join(&name), stem.parse::<PackId>().ok()));
         }
     }
+    for (path, id) in unsealed {
+        match id.map(|id| salvage(dir, &path, &id)) {
+            Some(Ok(0)) | None => {}
+            Some(Ok(kept)) => {
+                info!(pack = %path.display(), chunks = kept, "kept the chunks of a pack left unsealed by an interrupted write")
+            }
+            Some(Err(e)) => {
+                warn!(pack = %path.display(), error = %e, "could not keep the chunks of a pack left unsealed by an interrupted write")
+            }
+        }
+        std::fs::remove_file(&path).at(&path)?;
+    }
     Ok(())
+}
+
+/// Copies the verified records of the unsealed pack at `path` into a new sealed pack in `dir`;
+/// returns how many.
+fn salvage(dir: &Path, path: &Path, id: &PackId) -> Result<usize> {
+    let records = pack::scan_records(path, id)?;
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let file = fsutil::open_regular(path).at(path)?;
+    let mut writer = PackWriter::create(dir)?;
+    let mut payload = Vec::new();
+    let copied = records.iter().try_for_each(|entry| {
+        payload.resize(entry.header.stored_len as usize, 0);
+        file.read_exact_at(&mut payload, entry.offset + RECORD_HEADER_LEN as u64)
+            .at(path)?;
+        writer.append(entry.header, &payload).map(drop)
+    });
+    match copied {
+        Ok(()) => writer.seal().map(|_| records.len()),
+        Err(e) => {
+            writer.abandon();
+            Err(e)
+        }
+    }
 }
 
 /// Deletes temp files a writer left behind when it died (`.NAME.<random>.tmp` beside the

@@ -113,6 +113,19 @@ pub struct ModelSpec {
     pub file: Option<String>,
 }
 
+impl std::fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.model)?;
+        if let Some(version) = &self.version {
+            write!(f, "@{version}")?;
+        }
+        if let Some(file) = &self.file {
+            write!(f, "/{file}")?;
+        }
+        Ok(())
+    }
+}
+
 impl FromStr for ModelSpec {
     type Err = Error;
 
@@ -184,14 +197,18 @@ pub fn mounted_name(model: &str, version: &VersionEntry) -> String {
 /// Reads the registry file; a store without one has no models.
 pub fn load(path: &Path) -> Result<Registry> {
     match read_capped(path, MAX_REGISTRY_LEN) {
-        Ok(bytes) => {
-            let registry = crate::format::registry::decode(path, &bytes)?;
-            check(&registry).map_err(|reason| Error::corrupt(path, reason))?;
-            Ok(registry)
-        }
+        Ok(bytes) => decode_checked(path, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
         Err(e) => Err(Error::io(path, e)),
     }
+}
+
+/// Decodes a registry read from `path` (a file, or a URL for a remote store) and checks its names,
+/// paths and times.
+pub fn decode_checked(path: &Path, bytes: &[u8]) -> Result<Registry> {
+    let registry = crate::format::registry::decode(path, bytes)?;
+    check(&registry).map_err(|reason| Error::corrupt(path, reason))?;
+    Ok(registry)
 }
 
 /// Writes the registry atomically, bumping its generation.

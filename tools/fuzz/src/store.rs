@@ -758,7 +758,7 @@ impl Check<'_> {
         let result = {
             let dst = Store::open(dst_dir, Access::Write).expect("open import destination");
             modelfs::transfer::plan_import(src, &dst, &[])
-                .and_then(|plan| modelfs::transfer::run_import(src, &dst, plan, &Silent))
+                .and_then(|plan| modelfs::transfer::run_import(src, &dst, plan, 1, &Silent))
         };
         if verbose() {
             eprintln!("  import: {:?}", result.as_ref().map_err(|e| e.to_string()));
