@@ -78,6 +78,9 @@ pub enum Error {
     /// A manifest referenced by the registry is missing.
     #[error("manifest {0} is missing from the store")]
     MissingManifest(ManifestId),
+    /// The work was stopped before it finished, because another part of it failed first.
+    #[error("stopped")]
+    Cancelled,
     /// A remote source (a peer or a mirror) failed, or sent something unusable.
     #[error("{url}: {reason}")]
     Remote {

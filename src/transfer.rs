@@ -186,6 +186,9 @@ pub fn plan_import(src: &dyn Source, dst: &Store, selection: &[ModelSpec]) -> Re
 
 /// Largest run of neighbouring records read at once (one request to a remote source).
 pub const RUN_MAX: u64 = 4 << 20;
+/// Appended bytes after which the open pack is handed to the kernel (a kill loses at most this
+/// much of what was written).
+const FLUSH_EVERY: u64 = 1 << 20;
 /// Largest gap between two needed records read through rather than split into two runs.
 const RUN_GAP: u64 = 64 << 10;
 
@@ -201,11 +204,18 @@ pub fn run_import(
     let mut report = ImportReport::default();
     let mut sink = PackSink::new(dst)?;
     progress.begin(plan.needed_bytes);
+    let mut unflushed = 0;
     let copied = copy_runs(src, &runs(&plan.needed), jobs, |header, payload| {
         sink.append(header, payload)?;
         report.chunks_copied += 1;
         report.bytes_copied += header.record_len();
         progress.advance(header.record_len());
+        // Records handed to the kernel survive a kill: keep what sits in memory small.
+        unflushed += header.record_len();
+        if unflushed >= FLUSH_EVERY {
+            sink.flush()?;
+            unflushed = 0;
+        }
         Ok(())
     })
     .and_then(|()| sink.seal());
@@ -267,8 +277,13 @@ fn runs(needed: &[(ChunkId, Place)]) -> Vec<&[(ChunkId, Place)]> {
     runs
 }
 
-/// Reads `runs` from `src` with `jobs` workers, cuts each into records, verifies them, and hands
-/// each verified record to `deliver` on the calling thread. Stops at the first error.
+/// Records verified by the workers waiting for the writer: enough to keep it busy, few enough that
+/// a kill loses little (each is at most a chunk, 256 KiB by default).
+const QUEUED_RECORDS: usize = 16;
+
+/// Reads `runs` from `src` with `jobs` workers, cuts each into records as its bytes arrive,
+/// verifies them, and hands each verified record to `deliver` on the calling thread at once.
+/// Stops at the first error.
 fn copy_runs(
     src: &dyn Source,
     runs: &[&[(ChunkId, Place)]],
@@ -277,7 +292,7 @@ fn copy_runs(
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let (tx, rx) = mpsc::sync_channel::<Result<Vec<(RecordHeader, Vec<u8>)>>>(jobs.max(1));
+    let (tx, rx) = mpsc::sync_channel::<Result<(RecordHeader, Vec<u8>)>>(QUEUED_RECORDS);
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, runs.len().max(1)) {
             let tx = tx.clone();
@@ -287,18 +302,21 @@ fn copy_runs(
                     let Some(run) = runs.get(next.fetch_add(1, Ordering::Relaxed)) else {
                         return;
                     };
-                    if tx.send(read_run(src, run)).is_err() {
+                    let sent = read_run(src, run, &mut |record| {
+                        tx.send(Ok(record)).map_err(|_| Error::Cancelled)
+                    });
+                    if let Err(e) = sent
+                        && tx.send(Err(e)).is_err()
+                    {
                         return;
                     }
                 }
             });
         }
         drop(tx);
-        let result = rx.iter().try_for_each(|records| {
-            records?
-                .iter()
-                .try_for_each(|(header, payload)| deliver(*header, payload))
-        });
+        let result = rx
+            .iter()
+            .try_for_each(|record| record.and_then(|(header, payload)| deliver(header, &payload)));
         stop.store(true, Ordering::Relaxed);
         // Unblock workers waiting to send, so the scope can end.
         drop(rx);
@@ -306,17 +324,26 @@ fn copy_runs(
     })
 }
 
-/// Reads one run in a single read and returns its needed records, each verified.
-fn read_run(src: &dyn Source, run: &[(ChunkId, Place)]) -> Result<Vec<(RecordHeader, Vec<u8>)>> {
+/// Reads one run in a single read and sends each needed record, verified, as soon as its bytes
+/// are in.
+fn read_run(
+    src: &dyn Source,
+    run: &[(ChunkId, Place)],
+    send: &mut dyn FnMut((RecordHeader, Vec<u8>)) -> Result<()>,
+) -> Result<()> {
+    let end = |p: &Place| p.location.offset + RECORD_HEADER_LEN as u64 + u64::from(p.location.stored_len);
     let (first, last) = (&run[0].1, &run[run.len() - 1].1);
     let start = first.location.offset;
-    let len = last.location.offset + RECORD_HEADER_LEN as u64 + u64::from(last.location.stored_len)
-        - start;
-    let mut bytes = vec![0u8; len as usize];
-    src.read_run(first, &mut bytes)?;
+    let len = end(last) - start;
+    let mut bytes = Vec::with_capacity(len as usize);
     let mut decoded = Vec::new();
-    run.iter()
-        .map(|(id, place)| {
+    let mut kept = 0;
+    src.read_run(first, len, &mut |piece| {
+        bytes.extend_from_slice(piece);
+        while let Some((id, place)) = run.get(kept) {
+            if end(place) - start > bytes.len() as u64 {
+                break;
+            }
             let location = &place.location;
             let at = (location.offset - start) as usize + RECORD_HEADER_LEN;
             let stored = &bytes[at..at + location.stored_len as usize];
@@ -332,9 +359,11 @@ fn read_run(src: &dyn Source, run: &[(ChunkId, Place)]) -> Result<Vec<(RecordHea
                 },
                 |_| {},
             )?;
-            Ok((chunk::record_header(id, location), stored.to_vec()))
-        })
-        .collect()
+            send((chunk::record_header(id, location), stored.to_vec()))?;
+            kept += 1;
+        }
+        Ok(())
+    })
 }
 
 /// Creates (or reuses) a store at `dest` with `src`'s parameters and imports `selection` into it.

@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The portable-store tests also write exFAT and FAT images and mount them through FUSE drivers;
-# the shared-store test serves a store over sshfs from an sshd on loopback.
-tools/setup-deps.sh exfatprogs exfat-fuse dosfstools fusefat sshfs openssh-server
+# the shared-store test serves a store over sshfs from an sshd on loopback; the network tests run
+# nginx on loopback and network namespaces joined by veth pairs (iproute2).
+tools/setup-deps.sh exfatprogs exfat-fuse dosfstools fusefat sshfs openssh-server nginx curl iproute2
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done

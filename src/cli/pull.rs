@@ -75,6 +75,8 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                     failure = None;
                     break;
                 }
+                // Output cut short (`| head`): not the source's fault.
+                Err(e) if is_broken_pipe(&e) => return Err(e),
                 Err(e) => {
                     if i + 1 < addrs.len() {
                         eprintln!(
@@ -92,6 +94,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Pulls one model version from one source.

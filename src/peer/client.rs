@@ -41,6 +41,25 @@ impl Default for HttpOptions {
 
 /// Bytes are read from a body in pieces of this size (each piece pays the rate limit).
 const PIECE: usize = 256 << 10;
+/// The slowest average a reply may arrive at, beyond its fixed allowance: a satellite link is
+/// slow but steady; a peer trickling bytes to hold a reader is cut off.
+const MIN_RATE: f64 = 32.0 * 1024.0;
+
+/// When a reply that started at `start` must be done by, once `received` bytes have arrived:
+/// twice the timeout, plus time for those bytes at [`MIN_RATE`] or at the rate limit.
+struct Deadline {
+    start: Instant,
+    allowance: Duration,
+    seconds_per_byte: f64,
+}
+
+impl Deadline {
+    fn passed(&self, received: u64) -> bool {
+        let budget =
+            self.allowance + Duration::from_secs_f64(received as f64 * self.seconds_per_byte);
+        self.start.elapsed() > budget
+    }
+}
 
 /// A remote store's base URL and the client that reads it.
 pub struct Http {
@@ -94,6 +113,19 @@ impl Http {
         )
     }
 
+    fn deadline(&self) -> Deadline {
+        let limited = self
+            .options
+            .limit
+            .as_ref()
+            .map_or(0.0, |l| 1.0 / l.rate().0 as f64);
+        Deadline {
+            start: Instant::now(),
+            allowance: self.options.timeout * 2,
+            seconds_per_byte: limited.max(1.0 / MIN_RATE),
+        }
+    }
+
     fn error(&self, path: &str, reason: impl Into<String>) -> Error {
         Error::Remote {
             url: self.url(path),
@@ -115,7 +147,7 @@ impl Http {
 
     /// GETs `path`, at most `cap` bytes; `None` if the remote does not have it (404).
     pub fn get(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
-        let deadline = Instant::now() + self.options.timeout * 4;
+        let deadline = self.deadline();
         let response = self.send(path, None)?;
         match response.status() {
             StatusCode::OK => {}
@@ -132,7 +164,7 @@ impl Http {
         let mut limited = response.take(cap + 1);
         let mut piece = vec![0u8; PIECE];
         loop {
-            let n = self.read_piece(path, &mut limited, &mut piece, deadline)?;
+            let n = self.read_piece(path, &mut limited, &mut piece, &deadline, body.len())?;
             if n == 0 {
                 break;
             }
@@ -150,18 +182,28 @@ impl Http {
     /// GETs bytes `offset..offset + dst.len()` of `path` into `dst`: the reply must be exactly
     /// that range. A missing file is [`Error::Remote`] with "not found" (the caller names what).
     pub fn get_range(&self, path: &str, offset: u64, dst: &mut [u8]) -> Result<()> {
-        if dst.is_empty() {
+        let mut filled = 0;
+        self.get_range_each(path, offset, dst.len() as u64, &mut |piece| {
+            dst[filled..filled + piece.len()].copy_from_slice(piece);
+            filled += piece.len();
+            Ok(())
+        })
+    }
+
+    /// GETs bytes `offset..offset + len` of `path`, handing them to `each` piece by piece as
+    /// they arrive: the reply must be exactly that range, and is cut off at its deadline.
+    pub fn get_range_each(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        each: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if len == 0 {
             return Ok(());
         }
-        let len = dst.len() as u64;
-        // Time for the bytes at the limited rate, on top of the usual deadline.
-        let transfer = self
-            .options
-            .limit
-            .as_ref()
-            .map(|l| Duration::from_secs_f64(len as f64 / l.rate().0 as f64))
-            .unwrap_or_default();
-        let deadline = Instant::now() + self.options.timeout * 2 + transfer;
+        let deadline = self.deadline();
+        let last = offset + len - 1;
         let response = self.send(path, Some((offset, len)))?;
         match response.status() {
             StatusCode::PARTIAL_CONTENT => {}
@@ -174,52 +216,49 @@ impl Http {
             }
             status => return Err(self.status_error(path, status)),
         }
-        let expected = format!("bytes {offset}-{}/", offset + len - 1);
         let range = response
             .headers()
             .get(CONTENT_RANGE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !range.starts_with(&expected) {
+        if !range.starts_with(&format!("bytes {offset}-{last}/")) {
             return Err(self.error(
                 path,
-                format!(
-                    "sent range {range:?} when asked for bytes {offset}-{}",
-                    offset + len - 1
-                ),
+                format!("sent range {range:?} when asked for bytes {offset}-{last}"),
             ));
         }
-        if response.content_length().is_some_and(|n| n != len) {
+        if let Some(declared) = response.content_length().filter(|&n| n != len) {
             return Err(self.error(
                 path,
-                format!(
-                    "declares a body of {} bytes for a range of {len}",
-                    response.content_length().unwrap_or(0)
-                ),
+                format!("declares a body of {declared} bytes for a range of {len}"),
             ));
         }
         let mut body = response.take(len);
-        let mut filled = 0;
-        while filled < dst.len() {
-            let end = (filled + PIECE).min(dst.len());
-            let n = self.read_piece(path, &mut body, &mut dst[filled..end], deadline)?;
+        let mut piece = vec![0u8; PIECE.min(len as usize)];
+        let mut received = 0;
+        while received < len {
+            let want = (len - received).min(piece.len() as u64) as usize;
+            let n = self.read_piece(path, &mut body, &mut piece[..want], &deadline, received as usize)?;
             if n == 0 {
-                return Err(self.error(path, format!("body ended after {filled} of {len} bytes")));
+                return Err(self.error(path, format!("body ended after {received} of {len} bytes")));
             }
-            filled += n;
+            each(&piece[..n])?;
+            received += n as u64;
         }
         Ok(())
     }
 
-    /// Reads one piece of a body, paying the rate limit and checking the deadline.
+    /// Reads one piece of a body (`received` bytes came before it), paying the rate limit and
+    /// checking the deadline.
     fn read_piece(
         &self,
         path: &str,
         body: &mut impl Read,
         buf: &mut [u8],
-        deadline: Instant,
+        deadline: &Deadline,
+        received: usize,
     ) -> Result<usize> {
-        if Instant::now() > deadline {
+        if deadline.passed(received as u64) {
             return Err(self.error(
                 path,
                 "too slow: the reply did not arrive within its deadline",
@@ -245,14 +284,22 @@ impl Http {
     }
 }
 
-/// The error and its causes in one line (reqwest keeps the useful part in the source chain).
+/// A transport error in a few words: what failed and the innermost cause (reqwest's own message
+/// repeats the URL, which the caller's error already names).
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
+    let mut innermost = None;
     let mut cause = std::error::Error::source(error);
     while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
+        innermost = Some(e.to_string());
         cause = e.source();
     }
-    text
+    let what = match () {
+        _ if error.is_timeout() => "timed out",
+        _ if error.is_connect() => "cannot connect",
+        _ => "request failed",
+    };
+    match innermost {
+        Some(cause) => format!("{what}: {cause}"),
+        None => what.to_owned(),
+    }
 }

@@ -186,10 +186,15 @@ impl Source for Remote {
         self.blocks.read(&place.location.pack, at, dst)
     }
 
-    fn read_run(&self, first: &Place, dst: &mut [u8]) -> Result<()> {
+    fn read_run(
+        &self,
+        first: &Place,
+        len: u64,
+        each: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let pack = first.location.pack;
         self.http
-            .get_range(&pack_url_path(&pack), first.location.offset, dst)
+            .get_range_each(&pack_url_path(&pack), first.location.offset, len, each)
             .map_err(|e| missing_pack(e, pack))
     }
 
@@ -253,13 +258,22 @@ const FAILURE_KEPT: Duration = Duration::from_secs(2);
 /// Aligned blocks of remote packs, fetched once each however many readers want them.
 struct Blocks {
     http: Arc<Http>,
-    /// Slots by (pack, block number), and the order they were filled in (oldest first).
-    slots: Mutex<(HashMap<(PackId, u64), Slot>, VecDeque<(PackId, u64)>)>,
+    slots: Mutex<Slots>,
     /// Woken whenever a slot leaves `Loading`.
     filled: Condvar,
     /// Where each pack's records end (its table offset): blocks stop there.
     data_end: RwLock<HashMap<PackId, u64>>,
 }
+
+/// Blocks by (pack, block number), and the order they were filled in (oldest first).
+#[derive(Default)]
+struct Slots {
+    by_key: HashMap<BlockKey, Slot>,
+    order: VecDeque<BlockKey>,
+}
+
+/// A block: its pack and its number (offset / [`BLOCK`]).
+type BlockKey = (PackId, u64);
 
 enum Slot {
     Loading,
@@ -271,7 +285,7 @@ impl Blocks {
     fn new(http: Arc<Http>) -> Blocks {
         Blocks {
             http,
-            slots: Mutex::new((HashMap::new(), VecDeque::new())),
+            slots: Mutex::new(Slots::default()),
             filled: Condvar::new(),
             data_end: RwLock::new(HashMap::new()),
         }
@@ -313,7 +327,7 @@ impl Blocks {
         let key = (*pack, number);
         let mut slots = self.slots.lock().expect("block cache lock poisoned");
         loop {
-            match slots.0.get(&key) {
+            match slots.by_key.get(&key) {
                 Some(Slot::Ready(bytes)) => return Ok(bytes.clone()),
                 Some(Slot::Loading) => {
                     slots = self.filled.wait(slots).expect("block cache lock poisoned");
@@ -327,7 +341,7 @@ impl Blocks {
                 _ => break,
             }
         }
-        slots.0.insert(key, Slot::Loading);
+        slots.by_key.insert(key, Slot::Loading);
         drop(slots);
         let fetched = self.fetch(pack, number);
         let mut slots = self.slots.lock().expect("block cache lock poisoned");
@@ -335,11 +349,11 @@ impl Blocks {
             Ok(bytes) => Slot::Ready(bytes.clone()),
             Err(e) => Slot::Failed(Instant::now(), e.to_string()),
         };
-        slots.0.insert(key, slot);
-        slots.1.push_back(key);
-        while slots.1.len() > BLOCKS_KEPT {
-            if let Some(old) = slots.1.pop_front() {
-                slots.0.remove(&old);
+        slots.by_key.insert(key, slot);
+        slots.order.push_back(key);
+        while slots.order.len() > BLOCKS_KEPT {
+            if let Some(old) = slots.order.pop_front() {
+                slots.by_key.remove(&old);
             }
         }
         drop(slots);
@@ -375,11 +389,11 @@ impl Blocks {
             .unwrap_or(0);
         let wanted: Vec<u64> = {
             let slots = self.slots.lock().expect("block cache lock poisoned");
-            if number == 0 || !slots.0.contains_key(&(*pack, number - 1)) {
+            if number == 0 || !slots.by_key.contains_key(&(*pack, number - 1)) {
                 return;
             }
             (number + 1..=number + READ_AHEAD)
-                .filter(|n| n * BLOCK < end && !slots.0.contains_key(&(*pack, *n)))
+                .filter(|n| n * BLOCK < end && !slots.by_key.contains_key(&(*pack, *n)))
                 .collect()
         };
         for n in wanted {

@@ -371,6 +371,12 @@ impl Metrics {
     }
 }
 
+/// The request handlers over `store`, as one service. Requests must carry the client's address
+/// as a `ConnectInfo<SocketAddr>` extension (the accept loop adds it).
+pub fn app(store: Store, options: ServeOptions) -> Result<Router> {
+    Ok(router(Arc::new(Shared::new(store, options)?)))
+}
+
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
@@ -510,27 +516,35 @@ async fn manifest(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String
     }
 }
 
-/// A byte range asked for with `Range: bytes=…`, resolved against a file of `len` bytes:
-/// `Ok(None)` for the whole file, `Err(())` when it cannot be satisfied (416).
-pub fn parse_range(value: Option<&str>, len: u64) -> std::result::Result<Option<(u64, u64)>, ()> {
+/// A `Range` header this server does not satisfy (answered with 416): malformed, several ranges,
+/// or outside the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// A byte range asked for with `Range: bytes=…`, resolved against a file of `len` bytes as
+/// `(start, end)`, end exclusive: `Ok(None)` for the whole file.
+pub fn parse_range(
+    value: Option<&str>,
+    len: u64,
+) -> std::result::Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(value) = value else { return Ok(None) };
-    let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
+    let spec = value.trim().strip_prefix("bytes=").ok_or(Unsatisfiable)?;
     if spec.contains(',') {
         // One range per request: clients coalesce on their side.
-        return Err(());
+        return Err(Unsatisfiable);
     }
-    let (first, last) = spec.split_once('-').ok_or(())?;
-    let number = |s: &str| -> std::result::Result<u64, ()> {
+    let (first, last) = spec.split_once('-').ok_or(Unsatisfiable)?;
+    let number = |s: &str| -> std::result::Result<u64, Unsatisfiable> {
         if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(());
+            return Err(Unsatisfiable);
         }
-        s.parse().map_err(|_| ())
+        s.parse().map_err(|_| Unsatisfiable)
     };
     let (start, end) = match (first.trim(), last.trim()) {
         ("", suffix) => {
             let n = number(suffix)?;
             if n == 0 || len == 0 {
-                return Err(());
+                return Err(Unsatisfiable);
             }
             (len.saturating_sub(n), len)
         }
@@ -538,14 +552,14 @@ pub fn parse_range(value: Option<&str>, len: u64) -> std::result::Result<Option<
         (start, end) => (number(start)?, number(end)?.saturating_add(1).min(len)),
     };
     if start >= end || start >= len {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some((start, end)))
 }
 
 async fn pack(
     State(shared): State<Arc<Shared>>,
-    axum::Extension(activity): axum::Extension<Activity>,
+    activity: Option<axum::Extension<Activity>>,
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -572,7 +586,7 @@ async fn pack(
     let (status, start, end) = match parse_range(range, len) {
         Ok(None) => (StatusCode::OK, 0, len),
         Ok(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end),
-        Err(()) => {
+        Err(Unsatisfiable) => {
             return (
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 [(header::CONTENT_RANGE, format!("bytes */{len}"))],
@@ -591,7 +605,7 @@ async fn pack(
         end,
         hidden,
         shared: shared.clone(),
-        activity,
+        activity: activity.map(|a| a.0),
     };
     let mut response = Response::new(Body::from_stream(body.into_stream()));
     *response.status_mut() = status;
@@ -620,7 +634,8 @@ struct PackBody {
     /// Payload ranges to send as zeros (`--models`).
     hidden: Option<Vec<(u64, u64)>>,
     shared: Arc<Shared>,
-    activity: Activity,
+    /// The connection's progress clock (absent when the handlers run outside the accept loop).
+    activity: Option<Activity>,
 }
 
 impl PackBody {
@@ -660,7 +675,9 @@ impl PackBody {
             }
             body.at += n as u64;
             body.shared.metrics.bytes.inc_by(n as u64);
-            body.activity.touch();
+            if let Some(activity) = &body.activity {
+                activity.touch();
+            }
             Some((Ok(Bytes::from(piece)), body))
         })
     }
@@ -698,7 +715,7 @@ mod tests {
             "bytes=99999999999999999999999-",
             "",
         ] {
-            assert_eq!(parse_range(Some(bad), 10), Err(()), "{bad}");
+            assert_eq!(parse_range(Some(bad), 10), Err(Unsatisfiable), "{bad}");
         }
     }
 

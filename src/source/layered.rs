@@ -224,9 +224,14 @@ impl Source for Layered {
             .read_stored(id, &Place::single(place.location), dst)
     }
 
-    fn read_run(&self, first: &Place, dst: &mut [u8]) -> Result<()> {
+    fn read_run(
+        &self,
+        first: &Place,
+        len: u64,
+        each: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         self.layer(first.layer)
-            .read_run(&Place::single(first.location), dst)
+            .read_run(&Place::single(first.location), len, each)
     }
 
     /// Reads from the layer `place` names; if that fails, from every other layer that has the

@@ -34,9 +34,23 @@ impl Source for Store {
         self.packs().read_payload(&place.location, dst)
     }
 
-    fn read_run(&self, first: &Place, dst: &mut [u8]) -> Result<()> {
-        self.packs()
-            .read_at(&first.location.pack, first.location.offset, dst)
+    fn read_run(
+        &self,
+        first: &Place,
+        len: u64,
+        each: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        const PIECE: u64 = 1 << 20;
+        let mut piece = Vec::new();
+        let (pack, start) = (first.location.pack, first.location.offset);
+        let mut done = 0;
+        while done < len {
+            piece.resize((len - done).min(PIECE) as usize, 0);
+            self.packs().read_at(&pack, start + done, &mut piece)?;
+            each(&piece)?;
+            done += piece.len() as u64;
+        }
+        Ok(())
     }
 
     fn read_chunk(

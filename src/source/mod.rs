@@ -65,11 +65,13 @@ pub trait Source: Send + Sync {
     /// into `dst`, exactly `place.location.stored_len` bytes.
     fn read_stored(&self, id: &ChunkId, place: &Place, dst: &mut [u8]) -> Result<()>;
 
-    /// Reads `dst.len()` bytes of the pack holding the record at `first`, from that record's
-    /// header on: a run of neighbouring records as stored, in one read (one request, for a remote
-    /// source). Not decoded, not verified: the caller cuts the records apart and loads each
-    /// through `store::chunk::load`.
-    fn read_run(&self, first: &Place, dst: &mut [u8]) -> Result<()>;
+    /// Reads `len` bytes of the pack holding the record at `first`, from that record's header
+    /// on — a run of neighbouring records as stored, in one read (one request, for a remote
+    /// source) — and hands them to `each` in order, piece by piece as they arrive, so the caller
+    /// can keep every record as soon as it is complete. Not decoded, not verified: the caller
+    /// cuts the records apart and loads each through `store::chunk::load`.
+    fn read_run(&self, first: &Place, len: u64, each: &mut dyn FnMut(&[u8]) -> Result<()>)
+    -> Result<()>;
 
     /// Reads chunk `id` at `place` into `dst` (exactly its decoded length), decoded and verified
     /// unless `check` is [`Check::Trust`]; `stored` is then shown the payload as stored. Returns

@@ -29,7 +29,7 @@ pub fn catalog_of(packs_dir: &Path, generation: u64) -> Result<Catalog> {
             let file = open_regular(&path)?;
             let mtime = file.metadata()?.modified()?;
             let mut bytes = [0u8; TRAILER_LEN];
-            file.read_exact_at(&mut bytes, len.checked_sub(TRAILER_LEN as u64).unwrap_or(0))?;
+            file.read_exact_at(&mut bytes, len.saturating_sub(TRAILER_LEN as u64))?;
             let trailer = Trailer::decode(&bytes).filter(|t| t.fits(len));
             Ok::<_, std::io::Error>(trailer.map(|t| (mtime, t)))
         })()

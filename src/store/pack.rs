@@ -88,6 +88,12 @@ impl PackWriter {
         })
     }
 
+    /// Hands the records appended so far to the kernel (no fsync): a process killed afterwards
+    /// loses none of them, and the next writer salvages them.
+    pub fn flush(&mut self) -> Result<()> {
+        self.file.flush().at(&self.tmp_path)
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.len

@@ -82,6 +82,15 @@ impl PackSink {
         Ok(())
     }
 
+    /// Hands the open pack's records to the kernel, so a kill loses none of them (see
+    /// `recovery::salvage_unsealed_packs`).
+    pub fn flush(&mut self) -> Result<()> {
+        match self.pack.as_mut() {
+            Some(pack) => pack.flush(),
+            None => Ok(()),
+        }
+    }
+
     /// Whether records were appended to a pack not sealed yet.
     pub fn has_unsealed(&self) -> bool {
         self.pack.as_ref().is_some_and(|p| !p.is_empty())
