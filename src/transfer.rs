@@ -166,7 +166,13 @@ pub fn plan_import(src: &dyn Source, dst: &Store, selection: &[ModelSpec]) -> Re
                 ));
             }
             if have.is_none() {
-                needed.push((*id, source.ok_or(Error::MissingChunk(*id))?));
+                let place = source.ok_or_else(|| {
+                    Error::corrupt(
+                        src_root.join("manifests"),
+                        format!("a manifest lists chunk {id}, which no pack of this store holds"),
+                    )
+                })?;
+                needed.push((*id, place));
             }
         }
     }
@@ -331,7 +337,8 @@ fn read_run(
     run: &[(ChunkId, Place)],
     send: &mut dyn FnMut((RecordHeader, Vec<u8>)) -> Result<()>,
 ) -> Result<()> {
-    let end = |p: &Place| p.location.offset + RECORD_HEADER_LEN as u64 + u64::from(p.location.stored_len);
+    let end =
+        |p: &Place| p.location.offset + RECORD_HEADER_LEN as u64 + u64::from(p.location.stored_len);
     let (first, last) = (&run[0].1, &run[run.len() - 1].1);
     let start = first.location.offset;
     let len = end(last) - start;

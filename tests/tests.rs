@@ -8,6 +8,8 @@ mod integrity;
 mod layers;
 mod modelaware;
 mod mount;
+mod netutil;
+mod network;
 mod portable;
 mod shared;
 mod transfer;

@@ -238,7 +238,13 @@ impl Http {
         let mut received = 0;
         while received < len {
             let want = (len - received).min(piece.len() as u64) as usize;
-            let n = self.read_piece(path, &mut body, &mut piece[..want], &deadline, received as usize)?;
+            let n = self.read_piece(
+                path,
+                &mut body,
+                &mut piece[..want],
+                &deadline,
+                received as usize,
+            )?;
             if n == 0 {
                 return Err(self.error(path, format!("body ended after {received} of {len} bytes")));
             }

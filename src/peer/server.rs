@@ -466,7 +466,8 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-fn json(bytes: Bytes) -> Response {
+fn json(shared: &Shared, bytes: Bytes) -> Response {
+    shared.metrics.bytes.inc_by(bytes.len() as u64);
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
@@ -478,17 +479,17 @@ fn failed(error: &Error) -> Response {
 async fn config(State(shared): State<Arc<Shared>>) -> Response {
     let path = shared.store.root().join("modelfs.json");
     match read_capped(&path, crate::format::config::MAX_CONFIG_LEN) {
-        Ok(bytes) => json(bytes.into()),
+        Ok(bytes) => json(&shared, bytes.into()),
         Err(e) => failed(&Error::io(path, e)),
     }
 }
 
 async fn registry_file(State(shared): State<Arc<Shared>>) -> Response {
-    json(shared.view().registry_json.clone())
+    json(&shared, shared.view().registry_json.clone())
 }
 
 async fn catalog_file(State(shared): State<Arc<Shared>>) -> Response {
-    json(shared.view().catalog_json.clone())
+    json(&shared, shared.view().catalog_json.clone())
 }
 
 async fn manifest(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Response {

@@ -70,8 +70,12 @@ pub trait Source: Send + Sync {
     /// source) — and hands them to `each` in order, piece by piece as they arrive, so the caller
     /// can keep every record as soon as it is complete. Not decoded, not verified: the caller
     /// cuts the records apart and loads each through `store::chunk::load`.
-    fn read_run(&self, first: &Place, len: u64, each: &mut dyn FnMut(&[u8]) -> Result<()>)
-    -> Result<()>;
+    fn read_run(
+        &self,
+        first: &Place,
+        len: u64,
+        each: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()>;
 
     /// Reads chunk `id` at `place` into `dst` (exactly its decoded length), decoded and verified
     /// unless `check` is [`Check::Trust`]; `stored` is then shown the payload as stored. Returns
