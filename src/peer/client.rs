@@ -16,6 +16,7 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, RANGE};
 
 use crate::error::{Error, Result};
+use crate::peer::files::Files;
 use crate::peer::rate::RateLimit;
 
 /// How a remote is reached.
@@ -95,24 +96,6 @@ impl Http {
         })
     }
 
-    /// The base URL.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    /// The URL of `path` (relative to the store).
-    pub fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.base)
-    }
-
-    /// Requests sent and body bytes received so far.
-    pub fn counters(&self) -> (u64, u64) {
-        (
-            self.requests.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-        )
-    }
-
     fn deadline(&self) -> Deadline {
         let limited = self
             .options
@@ -145,8 +128,56 @@ impl Http {
         request.send().map_err(|e| self.error(path, describe(&e)))
     }
 
+    /// Reads one piece of a body (`received` bytes came before it), paying the rate limit and
+    /// checking the deadline.
+    fn read_piece(
+        &self,
+        path: &str,
+        body: &mut impl Read,
+        buf: &mut [u8],
+        deadline: &Deadline,
+        received: usize,
+    ) -> Result<usize> {
+        if deadline.passed(received as u64) {
+            return Err(self.error(
+                path,
+                "too slow: the reply did not arrive within its deadline",
+            ));
+        }
+        let n = body
+            .read(buf)
+            .map_err(|e| self.error(path, format!("reading the reply failed: {e}")))?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(limit) = &self.options.limit {
+            limit.take(n as u64);
+        }
+        Ok(n)
+    }
+
+    fn status_error(&self, path: &str, status: StatusCode) -> Error {
+        let hint = match status {
+            StatusCode::UNAUTHORIZED => "; pass the server's token with --token-file",
+            StatusCode::FORBIDDEN => "; this address is not allowed by the server",
+            _ => "",
+        };
+        self.error(path, format!("answered {status}{hint}"))
+    }
+}
+
+impl Files for Http {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn counters(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
     /// GETs `path`, at most `cap` bytes; `None` if the remote does not have it (404).
-    pub fn get(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+    fn get(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
         let deadline = self.deadline();
         let response = self.send(path, None)?;
         match response.status() {
@@ -179,20 +210,9 @@ impl Http {
         Ok(Some(body))
     }
 
-    /// GETs bytes `offset..offset + dst.len()` of `path` into `dst`: the reply must be exactly
-    /// that range. A missing file is [`Error::Remote`] with "not found" (the caller names what).
-    pub fn get_range(&self, path: &str, offset: u64, dst: &mut [u8]) -> Result<()> {
-        let mut filled = 0;
-        self.get_range_each(path, offset, dst.len() as u64, &mut |piece| {
-            dst[filled..filled + piece.len()].copy_from_slice(piece);
-            filled += piece.len();
-            Ok(())
-        })
-    }
-
     /// GETs bytes `offset..offset + len` of `path`, handing them to `each` piece by piece as
     /// they arrive: the reply must be exactly that range, and is cut off at its deadline.
-    pub fn get_range_each(
+    fn get_range_each(
         &self,
         path: &str,
         offset: u64,
@@ -252,41 +272,6 @@ impl Http {
             received += n as u64;
         }
         Ok(())
-    }
-
-    /// Reads one piece of a body (`received` bytes came before it), paying the rate limit and
-    /// checking the deadline.
-    fn read_piece(
-        &self,
-        path: &str,
-        body: &mut impl Read,
-        buf: &mut [u8],
-        deadline: &Deadline,
-        received: usize,
-    ) -> Result<usize> {
-        if deadline.passed(received as u64) {
-            return Err(self.error(
-                path,
-                "too slow: the reply did not arrive within its deadline",
-            ));
-        }
-        let n = body
-            .read(buf)
-            .map_err(|e| self.error(path, format!("reading the reply failed: {e}")))?;
-        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(limit) = &self.options.limit {
-            limit.take(n as u64);
-        }
-        Ok(n)
-    }
-
-    fn status_error(&self, path: &str, status: StatusCode) -> Error {
-        let hint = match status {
-            StatusCode::UNAUTHORIZED => "; pass the server's token with --token-file",
-            StatusCode::FORBIDDEN => "; this address is not allowed by the server",
-            _ => "",
-        };
-        self.error(path, format!("answered {status}{hint}"))
     }
 }
 

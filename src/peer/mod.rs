@@ -3,7 +3,8 @@
 //! The only home of HTTP and mDNS code. A remote store is read with the same files a store
 //! directory has (`catalog.json` tells which packs exist), so `modelfs serve`, nginx serving a
 //! store directory, or any static web server are all the same kind of source:
-//! - [`client`]: bounded, deadline-checked GETs ([`client::Http`]);
+//! - [`files`]: the [`files::Files`] trait, how a published store's files are read;
+//! - [`client`]: [`client::Http`], bounded, deadline-checked GETs from a web server;
 //! - [`remote`]: [`remote::Remote`], a store over HTTP as a `Source`;
 //! - [`server`]: `modelfs serve`, a read-only HTTP server over a local store;
 //! - [`discover`]: announcing a served store and finding peers on the LAN (mDNS, `_modelfs._tcp`);
@@ -11,6 +12,7 @@
 
 pub mod client;
 pub mod discover;
+pub mod files;
 pub mod rate;
 pub mod remote;
 pub mod server;

@@ -1,7 +1,8 @@
 //! A store published over HTTP — by `modelfs serve` on a peer, or as plain files by any web server
 //! (nginx, a bucket's web endpoint) — as a [`Source`].
 //!
-//! Owns [`Remote`]. It reads the store's own files and nothing else: `modelfs.json`,
+//! Owns [`Remote`], written over [`Files`] (a web server today, an object store alike). It reads
+//! the store's own files and nothing else: `modelfs.json`,
 //! `registry.json`, `catalog.json`, `manifests/<id>` and ranges of `packs/<id>.pack`. Chunks are
 //! located by fetching pack tables (one ranged GET of each pack's tail, newest packs first, only
 //! until every chunk asked for is found). Chunk bytes come in two ways:
@@ -29,6 +30,7 @@ use crate::format::pack::{self, RECORD_HEADER_LEN};
 use crate::format::registry::{MAX_REGISTRY_LEN, Registry};
 use crate::id::{ChunkId, ManifestId, PackId};
 use crate::peer::client::{Http, HttpOptions};
+use crate::peer::files::Files;
 use crate::source::{Place, Source};
 use crate::store::decode_config;
 use crate::store::index::Location;
@@ -36,7 +38,7 @@ use crate::store::paths::CATALOG_FILE;
 
 /// A store read over HTTP.
 pub struct Remote {
-    http: Arc<Http>,
+    files: Arc<dyn Files>,
     config: StoreConfig,
     state: RwLock<State>,
     blocks: Arc<Blocks>,
@@ -59,18 +61,25 @@ struct State {
 }
 
 impl Remote {
-    /// Opens the store published at `url`: fetches and checks its config, registry and catalog.
+    /// Opens the store published on a web server at `url`.
     pub fn open(url: &str, options: HttpOptions) -> Result<Remote> {
-        let http = Arc::new(Http::new(url, options)?);
-        let bytes = fetch(&http, "modelfs.json", MAX_CONFIG_LEN)?.ok_or_else(|| Error::Remote {
-            url: http.base().to_owned(),
-            reason: "is not a modelfs store (no modelfs.json): check the URL".into(),
-        })?;
-        let config = decode_config(Path::new(&http.url("modelfs.json")), &bytes)?;
-        let (registry, catalog) = fetch_lists(&http)?;
+        Remote::over(Arc::new(Http::new(url, options)?))
+    }
+
+    /// Opens the store whose files `files` reads: fetches and checks its config, registry and
+    /// catalog.
+    pub fn over(files: Arc<dyn Files>) -> Result<Remote> {
+        let bytes = files
+            .get("modelfs.json", MAX_CONFIG_LEN)?
+            .ok_or_else(|| Error::Remote {
+                url: files.base().to_owned(),
+                reason: "is not a modelfs store (no modelfs.json): check the URL".into(),
+            })?;
+        let config = decode_config(Path::new(&files.url("modelfs.json")), &bytes)?;
+        let (registry, catalog) = fetch_lists(files.as_ref())?;
         Ok(Remote {
-            blocks: Arc::new(Blocks::new(http.clone())),
-            http,
+            blocks: Arc::new(Blocks::new(files.clone())),
+            files,
             config,
             state: RwLock::new(State {
                 registry,
@@ -89,7 +98,7 @@ impl Remote {
 
     /// Requests sent and body bytes received so far.
     pub fn counters(&self) -> (u64, u64) {
-        self.http.counters()
+        self.files.counters()
     }
 
     /// Fetches tables (newest pack first) until every chunk in `wanted` is located or every
@@ -125,9 +134,9 @@ impl Remote {
     fn fetch_table(&self, pack: &PackEntry) -> Result<Vec<pack::TableEntry>> {
         let path = pack_url_path(&pack.id);
         let mut tail = vec![0u8; pack.tail_len() as usize];
-        self.http.get_range(&path, pack.table_offset, &mut tail)?;
+        self.files.get_range(&path, pack.table_offset, &mut tail)?;
         let entries = pack::decode_tail(&tail, pack.bytes).map_err(|reason| Error::Remote {
-            url: self.http.url(&path),
+            url: self.files.url(&path),
             reason,
         })?;
         self.blocks.set_data_end(pack.id, pack.table_offset);
@@ -138,7 +147,7 @@ impl Remote {
 
 impl Source for Remote {
     fn describe(&self) -> String {
-        self.http.base().to_owned()
+        self.files.base().to_owned()
     }
 
     fn registry(&self) -> Result<Registry> {
@@ -152,7 +161,7 @@ impl Source for Remote {
         };
         if stale && let Err(e) = self.refresh() {
             // A peer that went away keeps its last registry: its chunks may still be elsewhere.
-            warn!(source = %self.http.base(), error = %e, "cannot fetch the registry again; keeping the last one");
+            warn!(source = %self.files.base(), error = %e, "cannot fetch the registry again; keeping the last one");
         }
         Ok(self
             .state
@@ -164,10 +173,12 @@ impl Source for Remote {
 
     fn manifest(&self, id: &ManifestId) -> Result<Manifest> {
         let path = format!("manifests/{}", id.to_hex());
-        let bytes =
-            fetch(&self.http, &path, MAX_MANIFEST_LEN)?.ok_or(Error::MissingManifest(*id))?;
+        let bytes = self
+            .files
+            .get(&path, MAX_MANIFEST_LEN)?
+            .ok_or(Error::MissingManifest(*id))?;
         Manifest::decode(id, &bytes).map_err(|e| Error::Remote {
-            url: self.http.url(&path),
+            url: self.files.url(&path),
             reason: format!("manifest {e}"),
         })
     }
@@ -193,13 +204,13 @@ impl Source for Remote {
         each: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
         let pack = first.location.pack;
-        self.http
+        self.files
             .get_range_each(&pack_url_path(&pack), first.location.offset, len, each)
             .map_err(|e| missing_pack(e, pack))
     }
 
     fn refresh(&self) -> Result<()> {
-        let (registry, catalog) = fetch_lists(&self.http)?;
+        let (registry, catalog) = fetch_lists(self.files.as_ref())?;
         let mut state = self.state.write().expect("remote state lock poisoned");
         let listed: HashSet<PackId> = catalog.packs.iter().map(|p| p.id).collect();
         state.tables.retain(|id| listed.contains(id));
@@ -223,25 +234,23 @@ fn missing_pack(error: Error, pack: PackId) -> Error {
     }
 }
 
-fn fetch(http: &Http, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
-    http.get(path, cap)
-}
-
 /// Fetches and checks the registry and the catalog.
-fn fetch_lists(http: &Http) -> Result<(Registry, Catalog)> {
-    let registry = match fetch(http, "registry.json", MAX_REGISTRY_LEN)? {
+fn fetch_lists(files: &dyn Files) -> Result<(Registry, Catalog)> {
+    let registry = match files.get("registry.json", MAX_REGISTRY_LEN)? {
         Some(bytes) => {
-            crate::store::registry::decode_checked(Path::new(&http.url("registry.json")), &bytes)?
+            crate::store::registry::decode_checked(Path::new(&files.url("registry.json")), &bytes)?
         }
         None => Registry::default(),
     };
-    let bytes = fetch(http, CATALOG_FILE, MAX_CATALOG_LEN)?.ok_or_else(|| Error::Remote {
-        url: http.url(CATALOG_FILE),
-        reason: "not found: the store was published without its catalog; run `modelfs index \
+    let bytes = files
+        .get(CATALOG_FILE, MAX_CATALOG_LEN)?
+        .ok_or_else(|| Error::Remote {
+            url: files.url(CATALOG_FILE),
+            reason: "not found: the store was published without its catalog; run `modelfs index \
                  rebuild` on it (or any write with this modelfs), then publish it again"
-            .into(),
-    })?;
-    let catalog = catalog::decode(Path::new(&http.url(CATALOG_FILE)), &bytes)?;
+                .into(),
+        })?;
+    let catalog = catalog::decode(Path::new(&files.url(CATALOG_FILE)), &bytes)?;
     Ok((registry, catalog))
 }
 
@@ -257,7 +266,7 @@ const FAILURE_KEPT: Duration = Duration::from_secs(2);
 
 /// Aligned blocks of remote packs, fetched once each however many readers want them.
 struct Blocks {
-    http: Arc<Http>,
+    files: Arc<dyn Files>,
     slots: Mutex<Slots>,
     /// Woken whenever a slot leaves `Loading`.
     filled: Condvar,
@@ -282,9 +291,9 @@ enum Slot {
 }
 
 impl Blocks {
-    fn new(http: Arc<Http>) -> Blocks {
+    fn new(files: Arc<dyn Files>) -> Blocks {
         Blocks {
-            http,
+            files,
             slots: Mutex::new(Slots::default()),
             filled: Condvar::new(),
             data_end: RwLock::new(HashMap::new()),
@@ -309,7 +318,7 @@ impl Blocks {
             let n = (dst.len() - filled).min(block.len().saturating_sub(start));
             if n == 0 {
                 return Err(Error::Remote {
-                    url: self.http.url(&pack_url_path(pack)),
+                    url: self.files.url(&pack_url_path(pack)),
                     reason: format!("record at {offset} runs past the pack's records"),
                 });
             }
@@ -334,7 +343,7 @@ impl Blocks {
                 }
                 Some(Slot::Failed(at, reason)) if at.elapsed() < FAILURE_KEPT => {
                     return Err(Error::Remote {
-                        url: self.http.url(&pack_url_path(pack)),
+                        url: self.files.url(&pack_url_path(pack)),
                         reason: reason.clone(),
                     });
                 }
@@ -372,7 +381,7 @@ impl Blocks {
             .unwrap_or(start + BLOCK)
             .min(start + BLOCK);
         let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
-        self.http
+        self.files
             .get_range(&pack_url_path(pack), start, &mut bytes)?;
         Ok(Arc::new(bytes))
     }
