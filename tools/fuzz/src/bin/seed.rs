@@ -1,12 +1,15 @@
 //! Writes the seed corpus: valid encodings made by the library (from a real store built like the
 //! `store` target's fixture), a few truncated and damaged ones, and damage scripts for the
-//! `store` target. Deterministic except for the ids a store draws at random (pack ids, store id).
+//! `store` target, a catalog and pack tails of a second small store for `catalog`, and requests
+//! for `serve`. Deterministic except for the ids a store draws at random (pack ids, store id).
 //!
-//! `cargo run --release --manifest-path tools/fuzz/Cargo.toml --bin seed -- tools/fuzz/corpus`
-//! (replaces the generated seeds there; `regression-*` inputs stay).
+//! `cargo run --release --manifest-path tools/fuzz/Cargo.toml --bin seed -- tools/fuzz/corpus
+//! [TARGET...]` (replaces the generated seeds of those targets, every target by default;
+//! `regression-*` inputs stay).
 
 use std::path::{Path, PathBuf};
 
+use modelfs::format::catalog::{self, Catalog, PackEntry};
 use modelfs::format::config::{self, ChunkingParams, CompressionParams, StoreConfig};
 use modelfs::format::grouped::{GroupedPayload, Plane, PlaneMode};
 use modelfs::format::manifest::{ChunkRef, Manifest};
@@ -15,6 +18,8 @@ use modelfs::format::pack::{
     Trailer, decode_table, encode_table,
 };
 use modelfs::id::{ChunkId, PackId, StoreId};
+use modelfs::progress::Silent;
+use modelfs::store::{Access, Store};
 use modelfs_fuzz::models;
 use modelfs_fuzz::store::{FILE_CONFIG, FILE_REGISTRY, Fixture, flags, ops};
 
@@ -132,7 +137,7 @@ fn manifest_seeds(corpus: &Corpus, manifests: &[Vec<u8>]) {
     corpus.put("manifest", "truncated", &small[..small.len() - 7]);
 }
 
-fn json_seeds(corpus: &Corpus, registry: &[u8], config_bytes: &[u8]) {
+fn registry_seeds(corpus: &Corpus, registry: &[u8]) {
     corpus.put("registry", "fixture", registry);
     corpus.put("registry", "truncated", &registry[..registry.len() / 2]);
     let empty = modelfs::format::registry::encode(&Default::default());
@@ -149,7 +154,9 @@ fn json_seeds(corpus: &Corpus, registry: &[u8], config_bytes: &[u8]) {
         text.replacen("\"tok/vocab.txt\"", "\"tok/../vocab.txt\"", 1)
             .as_bytes(),
     );
+}
 
+fn config_seeds(corpus: &Corpus, config_bytes: &[u8]) {
     corpus.put("config", "fixture", config_bytes);
     let golden = StoreConfig {
         format: config::CONFIG_FORMAT_TAG.to_owned(),
@@ -435,31 +442,245 @@ fn store_seeds(corpus: &Corpus, fixture: &Fixture) {
     }
 }
 
+/// A small store written by the library (a GGUF model and a folder model, small packs), as
+/// `serve` and remote readers see one: its `catalog.json` and its packs.
+fn network_store() -> (Vec<u8>, Vec<Vec<u8>>) {
+    let scratch = modelfs_fuzz::scratch_dir("seed-catalog");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let root = scratch.join("store");
+    Store::init(&root, modelfs_fuzz::store::options()).expect("init seed store");
+    let inputs = scratch.join("inputs");
+    std::fs::create_dir_all(inputs.join("bert")).expect("input dirs");
+    {
+        let store = Store::open(&root, Access::Write).expect("open seed store");
+        let add = |model: &str, source: PathBuf| {
+            let request = modelfs::ingest::AddRequest {
+                model: model.into(),
+                version: None,
+                source,
+            };
+            modelfs::ingest::add(&store, &request, &Silent).expect("add seed model");
+        };
+        let gguf = inputs.join("llama.gguf");
+        std::fs::write(&gguf, models::small_gguf(7)).expect("write input");
+        add("llama", gguf);
+        std::fs::write(
+            inputs.join("bert/model.safetensors"),
+            models::small_safetensors(8),
+        )
+        .expect("write input");
+        std::fs::write(inputs.join("bert/config.json"), br#"{"hidden_size": 64}"#)
+            .expect("write input");
+        add("bert", inputs.join("bert"));
+    }
+    let catalog_bytes = std::fs::read(root.join("catalog.json")).expect("read catalog.json");
+    let decoded = catalog::decode(Path::new("catalog.json"), &catalog_bytes).expect("catalog");
+    let packs = decoded
+        .packs
+        .iter()
+        .map(|p| std::fs::read(root.join("packs").join(format!("{}.pack", p.id))).expect("pack"))
+        .collect();
+    let _ = std::fs::remove_dir_all(&scratch);
+    (catalog_bytes, packs)
+}
+
+fn catalog_seeds(corpus: &Corpus) {
+    let (bytes, packs) = network_store();
+    corpus.put("catalog", "catalog", &bytes);
+    corpus.put(
+        "catalog",
+        "catalog-truncated",
+        &bytes[..bytes.len() * 2 / 3],
+    );
+    let real = catalog::decode(Path::new("catalog.json"), &bytes).expect("catalog");
+    let first = real.packs[0];
+    let variants: [(&str, Catalog); 5] = [
+        ("catalog-empty", Catalog::new(1, vec![])),
+        ("catalog-pack-twice", Catalog::new(3, vec![first, first])),
+        (
+            "catalog-impossible-sizes",
+            Catalog::new(
+                3,
+                vec![PackEntry {
+                    entries: first.entries + 1,
+                    ..first
+                }],
+            ),
+        ),
+        (
+            "catalog-over-4gib",
+            Catalog::new(
+                3,
+                vec![PackEntry {
+                    bytes: (4 << 30) + first.tail_len(),
+                    table_offset: 4 << 30,
+                    ..first
+                }],
+            ),
+        ),
+        (
+            "catalog-newer",
+            Catalog {
+                version: catalog::CATALOG_FORMAT_VERSION + 1,
+                ..real.clone()
+            },
+        ),
+    ];
+    for (name, variant) in variants {
+        corpus.put("catalog", name, &catalog::encode(&variant));
+    }
+    // Pack tails (table and trailer) as a remote reader fetches them, after the pack's length.
+    for (i, pack) in packs.iter().take(2).enumerate() {
+        let trailer = Trailer::decode(&pack[pack.len() - TRAILER_LEN..]).expect("sealed pack");
+        let tail = &pack[trailer.table_offset as usize..];
+        let mut seed = (pack.len() as u64).to_le_bytes().to_vec();
+        seed.extend_from_slice(tail);
+        corpus.put("catalog", &format!("tail-{i}"), &seed);
+        if i == 0 {
+            let mut torn = seed.clone();
+            torn[8 + 40] ^= 0x01;
+            corpus.put("catalog", "tail-torn", &torn);
+            corpus.put("catalog", "tail-bare", tail);
+        }
+    }
+    for (name, text) in [
+        ("range-start-end", "bytes=0-99"),
+        ("range-suffix", "bytes=-56"),
+        ("range-open", "bytes=100-"),
+        ("range-several", "bytes=0-1,3-4"),
+        ("source-http", "http://peer:7420/"),
+        ("source-https-upper", "HTTPS://Peer.local:7420/store"),
+        ("source-dir", "/media/stick/store"),
+        ("source-s3", "s3://bucket/prefix"),
+        ("rate-mega", "20M"),
+        ("rate-kibi", "512Ki"),
+    ] {
+        corpus.put("catalog", name, text.as_bytes());
+    }
+}
+
+/// A request for the `serve` target: flags (method, options, which headers, placeholder
+/// expansion), then the path, the Range header and the Authorization header, one per line.
+fn serve_request(flags: u8, path: &str, range: &str, auth: &str) -> Vec<u8> {
+    let mut out = vec![flags];
+    out.extend_from_slice(format!("{path}\n{range}\n{auth}").as_bytes());
+    out
+}
+
+fn serve_seeds(corpus: &Corpus) {
+    // Flag bits (fuzz_targets/serve.rs): method in 0-2 (0 GET, 1 HEAD, 2 POST), 8 --models,
+    // 16 token, 32 Range, 64 Authorization, 128 expand @pD / @mD into pack / manifest ids.
+    const HEAD: u8 = 1;
+    const POST: u8 = 2;
+    const MODELS: u8 = 8;
+    const TOKEN: u8 = 16;
+    const RANGE: u8 = 32;
+    const AUTH: u8 = 64;
+    const EXPAND: u8 = 128;
+    let bearer = "Bearer fuzz-token";
+    let seeds: [(&str, Vec<u8>); 22] = [
+        ("health", serve_request(0, "/health", "", "")),
+        ("metrics", serve_request(0, "/metrics", "", "")),
+        ("config", serve_request(0, "/modelfs.json", "", "")),
+        ("registry", serve_request(0, "/registry.json", "", "")),
+        (
+            "registry-models",
+            serve_request(MODELS, "/registry.json", "", ""),
+        ),
+        ("catalog", serve_request(0, "/catalog.json?x=1", "", "")),
+        ("manifest", serve_request(EXPAND, "/manifests/@m0", "", "")),
+        (
+            "manifest-models",
+            serve_request(EXPAND | MODELS, "/manifests/@m1", "", ""),
+        ),
+        (
+            "manifest-upper",
+            serve_request(EXPAND | MODELS, "/manifests/@M2", "", ""),
+        ),
+        ("pack", serve_request(EXPAND, "/packs/@p0.pack", "", "")),
+        (
+            "pack-range",
+            serve_request(EXPAND | RANGE, "/packs/@p1.pack", "bytes=0-99", ""),
+        ),
+        (
+            "pack-head-suffix",
+            serve_request(EXPAND | RANGE | HEAD, "/packs/@p0.pack", "bytes=-56", ""),
+        ),
+        (
+            "pack-models-range",
+            serve_request(EXPAND | RANGE | MODELS, "/packs/@P2.pack", "bytes=40-", ""),
+        ),
+        (
+            "pack-unsatisfiable",
+            serve_request(EXPAND | RANGE, "/packs/@p0.pack", "bytes=99999999-", ""),
+        ),
+        (
+            "pack-absolute-uri",
+            serve_request(EXPAND, "http://peer:7420/packs/@p1.pack", "", ""),
+        ),
+        (
+            "pack-missing",
+            serve_request(0, "/packs/000102030405060708090a0b0c0d0e0f.pack", "", ""),
+        ),
+        (
+            "token",
+            serve_request(TOKEN | AUTH, "/registry.json", "", bearer),
+        ),
+        (
+            "token-missing",
+            serve_request(TOKEN | EXPAND, "/packs/@p0.pack", "", ""),
+        ),
+        (
+            "token-wrong-health",
+            serve_request(TOKEN | AUTH, "/health", "", "Bearer guess"),
+        ),
+        (
+            "traversal-pack",
+            serve_request(0, "/packs/..%2F..%2Fmodelfs.json", "", ""),
+        ),
+        (
+            "traversal-manifest",
+            serve_request(TOKEN | AUTH, "/manifests/%2e%2e/registry.json", "", bearer),
+        ),
+        (
+            "post",
+            serve_request(POST | TOKEN | AUTH, "/registry.json", "", bearer),
+        ),
+    ];
+    for (name, seed) in seeds {
+        corpus.put("serve", name, &seed);
+    }
+}
+
+/// Every target with seeds, in the order they are written.
+const TARGETS: [&str; 9] = [
+    "pack",
+    "manifest",
+    "registry",
+    "config",
+    "grouped",
+    "modelfile",
+    "store",
+    "catalog",
+    "serve",
+];
+
 fn main() {
-    let dir = std::env::args_os()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let dir = args
+        .next()
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
-    let fixture = Fixture::build();
-    let names = fixture.file_names();
-    let bytes = |i: usize| fixture.file_bytes(i).to_vec();
-    let manifests: Vec<Vec<u8>> = (0..names.len())
-        .filter(|&i| names[i].starts_with("manifests"))
-        .map(bytes)
-        .collect();
-    let packs: Vec<Vec<u8>> = (0..names.len())
-        .filter(|&i| names[i].starts_with("packs"))
-        .map(bytes)
-        .collect();
-    for target in [
-        "pack",
-        "manifest",
-        "registry",
-        "config",
-        "grouped",
-        "modelfile",
-        "store",
-    ] {
+    let mut targets: Vec<String> = args.collect();
+    if let Some(unknown) = targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
+        eprintln!("seed: no target {unknown:?} (have: {})", TARGETS.join(" "));
+        std::process::exit(2);
+    }
+    if targets.is_empty() {
+        targets = TARGETS.iter().map(|t| t.to_string()).collect();
+    }
+    let wanted = |target: &str| targets.iter().any(|t| t == target);
+    for target in &targets {
         // Regression inputs (crashes found and fixed) stay; the generated seeds are replaced.
         let Ok(entries) = std::fs::read_dir(dir.join(target)) else {
             continue;
@@ -475,20 +696,54 @@ fn main() {
         }
     }
     let corpus = Corpus { dir };
-    pack_seeds(&corpus, &packs);
-    manifest_seeds(&corpus, &manifests);
-    json_seeds(
-        &corpus,
-        fixture.file_bytes(usize::from(FILE_REGISTRY)),
-        fixture.file_bytes(usize::from(FILE_CONFIG)),
-    );
-    grouped_seeds(&corpus, &packs);
-    modelfile_seeds(&corpus);
-    store_seeds(&corpus, &fixture);
+    if TARGETS[..7].iter().any(|t| wanted(t)) {
+        let fixture = Fixture::build();
+        let names = fixture.file_names();
+        let bytes = |i: usize| fixture.file_bytes(i).to_vec();
+        let manifests: Vec<Vec<u8>> = (0..names.len())
+            .filter(|&i| names[i].starts_with("manifests"))
+            .map(bytes)
+            .collect();
+        let packs: Vec<Vec<u8>> = (0..names.len())
+            .filter(|&i| names[i].starts_with("packs"))
+            .map(bytes)
+            .collect();
+        if wanted("pack") {
+            pack_seeds(&corpus, &packs);
+        }
+        if wanted("manifest") {
+            manifest_seeds(&corpus, &manifests);
+        }
+        if wanted("registry") {
+            registry_seeds(&corpus, fixture.file_bytes(usize::from(FILE_REGISTRY)));
+        }
+        if wanted("config") {
+            config_seeds(&corpus, fixture.file_bytes(usize::from(FILE_CONFIG)));
+        }
+        if wanted("grouped") {
+            grouped_seeds(&corpus, &packs);
+        }
+        if wanted("modelfile") {
+            modelfile_seeds(&corpus);
+        }
+        if wanted("store") {
+            store_seeds(&corpus, &fixture);
+        }
+        println!(
+            "fixture store: {} manifests, {} packs",
+            manifests.len(),
+            packs.len()
+        );
+    }
+    if wanted("catalog") {
+        catalog_seeds(&corpus);
+    }
+    if wanted("serve") {
+        serve_seeds(&corpus);
+    }
     println!(
-        "seeds written to {} ({} manifests, {} packs in the fixture store)",
-        corpus.dir.display(),
-        manifests.len(),
-        packs.len()
+        "seeds of {} written to {}",
+        targets.join(" "),
+        corpus.dir.display()
     );
 }
