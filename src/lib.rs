@@ -37,6 +37,7 @@ pub mod modelfile;
 pub mod mount;
 pub mod peer;
 pub mod progress;
+pub mod publish;
 pub mod read;
 pub mod source;
 pub mod stats;

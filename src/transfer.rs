@@ -5,7 +5,8 @@
 //! [`run_import`] (copy each missing chunk's record as it is stored, verified on the way, then the
 //! manifests, then commit the versions). The source is any [`Source`]: another store directory,
 //! or a peer or mirror over HTTP (`pull` is an import from a URL). Missing chunks are read in runs
-//! of neighbouring records — one read, or one ranged request, per run of up to [`RUN_MAX`] bytes —
+//! of neighbouring records — one read, or one ranged request, per run of up to the source's
+//! `run_size` (4 MiB; 16 MiB from an object store) —
 //! by several workers at once; each record is verified before it is appended. Copied chunks are
 //! sealed into indexed packs as they arrive (and a pack left unsealed by kill -9 is salvaged by
 //! the next writer), so an interrupted import keeps what arrived and a rerun copies only the rest.
@@ -20,7 +21,7 @@ use std::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::pack::{RECORD_HEADER_LEN, RecordHeader};
-use crate::format::registry::{ModelEntry, VersionEntry};
+use crate::format::registry::{ModelEntry, Registry, VersionEntry};
 use crate::id::{ChunkId, ManifestId};
 use crate::progress::Progress;
 use crate::source::{Place, Source};
@@ -33,12 +34,12 @@ use crate::store::{Access, InitOptions, Store};
 /// What an import will copy.
 pub struct ImportPlan {
     /// Versions to add, in the source's order.
-    versions: Vec<(String, VersionEntry)>,
+    pub(crate) versions: Vec<(String, VersionEntry)>,
     /// Versions the destination already holds with the same files.
     pub versions_present: usize,
-    manifests: Vec<(ManifestId, Manifest)>,
+    pub(crate) manifests: Vec<(ManifestId, Manifest)>,
     /// Missing chunks and where the source keeps them, in source pack order.
-    needed: Vec<(ChunkId, Place)>,
+    pub(crate) needed: Vec<(ChunkId, Place)>,
     /// Bytes the missing chunks take in the source's packs: what will be copied.
     pub needed_bytes: u64,
 }
@@ -69,7 +70,11 @@ pub struct ImportReport {
 /// Works out what importing `selection` (every model if empty; a bare name means all its
 /// versions) from `src` into `dst` needs. Fails before copying anything if a version name is taken
 /// in `dst` by different files.
-pub fn plan_import(src: &dyn Source, dst: &Store, selection: &[ModelSpec]) -> Result<ImportPlan> {
+pub fn plan_import(
+    src: &dyn Source,
+    dst: &dyn Source,
+    selection: &[ModelSpec],
+) -> Result<ImportPlan> {
     let src_root = PathBuf::from(src.describe());
     let registry = src.registry()?;
     let mut chosen: Vec<(String, VersionEntry)> = Vec::new();
@@ -155,7 +160,7 @@ pub fn plan_import(src: &dyn Source, dst: &Store, selection: &[ModelSpec]) -> Re
         for ((id, have), source) in batch.iter().zip(have).zip(source) {
             // Manifests that claim another length than the chunk has would make every read of
             // their files fail here: they are not copied.
-            let holds = have.or(source.map(|p| p.location)).map(|l| l.raw_len);
+            let holds = have.or(source).map(|p| p.location.raw_len);
             if let Some(holds) = holds.filter(|&holds| holds != wanted[id]) {
                 return Err(Error::corrupt(
                     src_root.join("manifests"),
@@ -190,8 +195,6 @@ pub fn plan_import(src: &dyn Source, dst: &Store, selection: &[ModelSpec]) -> Re
     })
 }
 
-/// Largest run of neighbouring records read at once (one request to a remote source).
-pub const RUN_MAX: u64 = 4 << 20;
 /// Appended bytes after which the open pack is handed to the kernel (a kill loses at most this
 /// much of what was written).
 const FLUSH_EVERY: u64 = 1 << 20;
@@ -211,19 +214,24 @@ pub fn run_import(
     let mut sink = PackSink::new(dst)?;
     progress.begin(plan.needed_bytes);
     let mut unflushed = 0;
-    let copied = copy_runs(src, &runs(&plan.needed), jobs, |header, payload| {
-        sink.append(header, payload)?;
-        report.chunks_copied += 1;
-        report.bytes_copied += header.record_len();
-        progress.advance(header.record_len());
-        // Records handed to the kernel survive a kill: keep what sits in memory small.
-        unflushed += header.record_len();
-        if unflushed >= FLUSH_EVERY {
-            sink.flush()?;
-            unflushed = 0;
-        }
-        Ok(())
-    })
+    let copied = copy_runs(
+        src,
+        &runs(&plan.needed, src.run_size()),
+        jobs,
+        |header, payload| {
+            sink.append(header, payload)?;
+            report.chunks_copied += 1;
+            report.bytes_copied += header.record_len();
+            progress.advance(header.record_len());
+            // Records handed to the kernel survive a kill: keep what sits in memory small.
+            unflushed += header.record_len();
+            if unflushed >= FLUSH_EVERY {
+                sink.flush()?;
+                unflushed = 0;
+            }
+            Ok(())
+        },
+    )
     .and_then(|()| sink.seal());
     progress.finish();
     if let Err(e) = copied {
@@ -235,33 +243,40 @@ pub fn run_import(
         dst.put_manifest(manifest)?;
     }
     report.versions_added = plan.versions.len();
-    dst.update_registry(|registry| {
-        for (model, version) in plan.versions {
-            let entry = registry
-                .models
-                .entry(model.clone())
-                .or_insert_with(|| ModelEntry {
-                    versions: Vec::new(),
-                });
-            match entry.versions.iter().find(|v| v.version == version.version) {
-                Some(other) if other.files == version.files => {}
-                Some(_) => {
-                    return Err(Error::VersionExists {
-                        model,
-                        version: version.version,
-                    });
-                }
-                None => entry.versions.push(version),
-            }
-        }
-        Ok(())
-    })?;
+    dst.update_registry(|registry| add_versions(registry, plan.versions))?;
     Ok(report)
 }
 
+/// Adds `versions` to `registry`; a version name taken by other files is an error, the same
+/// files are fine (already there).
+pub(crate) fn add_versions(
+    registry: &mut Registry,
+    versions: Vec<(String, VersionEntry)>,
+) -> Result<()> {
+    for (model, version) in versions {
+        let entry = registry
+            .models
+            .entry(model.clone())
+            .or_insert_with(|| ModelEntry {
+                versions: Vec::new(),
+            });
+        match entry.versions.iter().find(|v| v.version == version.version) {
+            Some(other) if other.files == version.files => {}
+            Some(_) => {
+                return Err(Error::VersionExists {
+                    model,
+                    version: version.version,
+                });
+            }
+            None => entry.versions.push(version),
+        }
+    }
+    Ok(())
+}
+
 /// Groups needed records (sorted by place) into runs: neighbours in one pack, at most
-/// [`RUN_GAP`] apart, at most [`RUN_MAX`] long (a single larger record is a run of its own).
-fn runs(needed: &[(ChunkId, Place)]) -> Vec<&[(ChunkId, Place)]> {
+/// [`RUN_GAP`] apart, at most `max` long (a single larger record is a run of its own).
+pub(crate) fn runs(needed: &[(ChunkId, Place)], max: u64) -> Vec<&[(ChunkId, Place)]> {
     let end =
         |p: &Place| p.location.offset + RECORD_HEADER_LEN as u64 + u64::from(p.location.stored_len);
     let mut runs = Vec::new();
@@ -273,7 +288,7 @@ fn runs(needed: &[(ChunkId, Place)]) -> Vec<&[(ChunkId, Place)]> {
                 || next.location.pack != first.location.pack
                 || next.location.offset < end(prev)
                 || next.location.offset - end(prev) > RUN_GAP
-                || end(next) - first.location.offset > RUN_MAX
+                || end(next) - first.location.offset > max
         });
         if split {
             runs.push(&needed[start..i]);
@@ -290,7 +305,7 @@ const QUEUED_RECORDS: usize = 16;
 /// Reads `runs` from `src` with `jobs` workers, cuts each into records as its bytes arrive,
 /// verifies them, and hands each verified record to `deliver` on the calling thread at once.
 /// Stops at the first error.
-fn copy_runs(
+pub(crate) fn copy_runs(
     src: &dyn Source,
     runs: &[&[(ChunkId, Place)]],
     jobs: usize,

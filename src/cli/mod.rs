@@ -114,6 +114,12 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store_dir = match cli.store {
+        // A URL is never taken for a folder: remote stores are sources, not the local store.
+        Some(dir) if dir.to_string_lossy().contains("://") => anyhow::bail!(
+            "--store must be a folder on this machine, not {}; read a remote store with \
+             --source (mount), --from (pull) or import",
+            dir.display()
+        ),
         Some(dir) => dir,
         None => modelfs::store::paths::default_store_dir()
             .context("cannot find a home directory for the default store; pass --store DIR")?,

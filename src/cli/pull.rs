@@ -96,6 +96,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Requests sent to `source` so far (0 for a local store).
+fn requests(source: &dyn Source) -> u64 {
+    source.traffic().map_or(0, |(requests, _)| requests)
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.downcast_ref::<std::io::Error>()
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
@@ -131,17 +136,18 @@ fn pull_one(
     if args.dry_run || (plan.needed_chunks() == 0 && plan.versions_to_add() == 0) {
         return Ok(());
     }
-    let started = Instant::now();
+    let (started, requests_before) = (Instant::now(), requests(source));
     let report = run_import(source, store, plan, usize::from(args.jobs), &Bar::new())?;
     let seconds = started.elapsed().as_secs_f64();
     out!(
-        "pulled {}@{}: {} in {} chunks in {:.1} s ({}/s)",
+        "pulled {}@{}: {} in {} chunks in {:.1} s ({}/s, {} requests)",
         wanted.model,
         version.version,
         human_bytes(report.bytes_copied),
         report.chunks_copied,
         seconds,
-        human_bytes((report.bytes_copied as f64 / seconds.max(1e-3)) as u64)
+        human_bytes((report.bytes_copied as f64 / seconds.max(1e-3)) as u64),
+        requests(source) - requests_before
     );
     Ok(())
 }

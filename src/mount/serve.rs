@@ -161,6 +161,11 @@ pub(super) fn serve(
         info!("unmounted");
     }
     sources.flush_fill();
+    if let Some(layered) = &sources.layered {
+        for (source, requests, bytes) in layered.traffic() {
+            info!(%source, requests, bytes, "read from a network source");
+        }
+    }
     Ok(())
 }
 

@@ -45,4 +45,14 @@ pub trait Files: Send + Sync {
 
     /// Requests sent and body bytes received so far.
     fn counters(&self) -> (u64, u64);
+
+    /// Size of the aligned pack blocks a lazy reader fetches (larger where requests cost more).
+    fn block_size(&self) -> u64 {
+        2 << 20
+    }
+
+    /// Largest run of neighbouring records fetched in one request by `pull` and `import`.
+    fn run_size(&self) -> u64 {
+        4 << 20
+    }
 }

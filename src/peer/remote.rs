@@ -7,7 +7,7 @@
 //! located by fetching pack tables (one ranged GET of each pack's tail, newest packs first, only
 //! until every chunk asked for is found). Chunk bytes come in two ways:
 //! - `read_run` (import and pull): one ranged GET per run of neighbouring records;
-//! - `read_stored` (a lazy mount): through [`Blocks`], a small cache of aligned pack blocks
+//! - `read_stored` (a lazy mount): through `Blocks`, a small cache of aligned pack blocks
 //!   fetched once however many readers want them (single flight), with the next blocks fetched
 //!   ahead when a reader walks a pack in order.
 //!
@@ -94,11 +94,6 @@ impl Remote {
     /// The remote store's config.
     pub fn config(&self) -> &StoreConfig {
         &self.config
-    }
-
-    /// Requests sent and body bytes received so far.
-    pub fn counters(&self) -> (u64, u64) {
-        self.files.counters()
     }
 
     /// Fetches tables (newest pack first) until every chunk in `wanted` is located or every
@@ -209,6 +204,14 @@ impl Source for Remote {
             .map_err(|e| missing_pack(e, pack))
     }
 
+    fn run_size(&self) -> u64 {
+        self.files.run_size()
+    }
+
+    fn traffic(&self) -> Option<(u64, u64)> {
+        Some(self.files.counters())
+    }
+
     fn refresh(&self) -> Result<()> {
         let (registry, catalog) = fetch_lists(self.files.as_ref())?;
         let mut state = self.state.write().expect("remote state lock poisoned");
@@ -254,10 +257,8 @@ fn fetch_lists(files: &dyn Files) -> Result<(Registry, Catalog)> {
     Ok((registry, catalog))
 }
 
-/// Size of the aligned pack blocks a lazy reader fetches.
-const BLOCK: u64 = 2 << 20;
-/// Blocks kept (64 MiB).
-const BLOCKS_KEPT: usize = 32;
+/// Bytes of blocks kept.
+const BLOCK_BYTES_KEPT: u64 = 64 << 20;
 /// Blocks fetched ahead of a reader walking a pack in order.
 const READ_AHEAD: u64 = 2;
 /// How long a failed block fetch is remembered, so readers waiting on it fail at once instead of
@@ -267,6 +268,8 @@ const FAILURE_KEPT: Duration = Duration::from_secs(2);
 /// Aligned blocks of remote packs, fetched once each however many readers want them.
 struct Blocks {
     files: Arc<dyn Files>,
+    /// Block size ([`Files::block_size`]).
+    block: u64,
     slots: Mutex<Slots>,
     /// Woken whenever a slot leaves `Loading`.
     filled: Condvar,
@@ -281,7 +284,7 @@ struct Slots {
     order: VecDeque<BlockKey>,
 }
 
-/// A block: its pack and its number (offset / [`BLOCK`]).
+/// A block: its pack and its number (offset / block size).
 type BlockKey = (PackId, u64);
 
 enum Slot {
@@ -293,6 +296,7 @@ enum Slot {
 impl Blocks {
     fn new(files: Arc<dyn Files>) -> Blocks {
         Blocks {
+            block: files.block_size().max(1 << 16),
             files,
             slots: Mutex::new(Slots::default()),
             filled: Condvar::new(),
@@ -312,9 +316,9 @@ impl Blocks {
         let mut at = offset;
         let mut filled = 0;
         while filled < dst.len() {
-            let number = at / BLOCK;
+            let number = at / self.block;
             let block = self.block(pack, number)?;
-            let start = (at - number * BLOCK) as usize;
+            let start = (at - number * self.block) as usize;
             let n = (dst.len() - filled).min(block.len().saturating_sub(start));
             if n == 0 {
                 return Err(Error::Remote {
@@ -360,7 +364,7 @@ impl Blocks {
         };
         slots.by_key.insert(key, slot);
         slots.order.push_back(key);
-        while slots.order.len() > BLOCKS_KEPT {
+        while slots.order.len() as u64 * self.block > BLOCK_BYTES_KEPT {
             if let Some(old) = slots.order.pop_front() {
                 slots.by_key.remove(&old);
             }
@@ -371,15 +375,15 @@ impl Blocks {
     }
 
     fn fetch(&self, pack: &PackId, number: u64) -> Result<Arc<Vec<u8>>> {
-        let start = number * BLOCK;
+        let start = number * self.block;
         let end = self
             .data_end
             .read()
             .expect("block bounds lock poisoned")
             .get(pack)
             .copied()
-            .unwrap_or(start + BLOCK)
-            .min(start + BLOCK);
+            .unwrap_or(start + self.block)
+            .min(start + self.block);
         let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
         self.files
             .get_range(&pack_url_path(pack), start, &mut bytes)?;
@@ -402,7 +406,7 @@ impl Blocks {
                 return;
             }
             (number + 1..=number + READ_AHEAD)
-                .filter(|n| n * BLOCK < end && !slots.by_key.contains_key(&(*pack, *n)))
+                .filter(|n| n * self.block < end && !slots.by_key.contains_key(&(*pack, *n)))
                 .collect()
         };
         for n in wanted {

@@ -6,8 +6,10 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::peer::bucket::{Bucket, BucketAddr};
 use crate::peer::client::HttpOptions;
 use crate::peer::remote::Remote;
 use crate::source::Source;
@@ -20,10 +22,12 @@ pub enum SourceAddr {
     Dir(PathBuf),
     /// A store published over HTTP: `modelfs serve` on a peer, or a web server's copy.
     Http(String),
+    /// A store in an S3-compatible bucket.
+    S3(BucketAddr),
 }
 
 /// The schemes a source URL may have.
-pub const SCHEMES: &str = "http://, https://";
+pub const SCHEMES: &str = "http://, https://, s3://";
 
 impl FromStr for SourceAddr {
     type Err = Error;
@@ -43,6 +47,7 @@ impl FromStr for SourceAddr {
             "http" | "https" => Err(bad(
                 "is not a URL: name a host, e.g. http://peer:7420".into()
             )),
+            "s3" => text.parse().map(SourceAddr::S3).map_err(bad),
             other => Err(bad(format!(
                 "{other}:// sources are not supported; use a store directory or one of {SCHEMES}"
             ))),
@@ -55,6 +60,7 @@ impl std::fmt::Display for SourceAddr {
         match self {
             SourceAddr::Dir(path) => write!(f, "{}", path.display()),
             SourceAddr::Http(url) => f.write_str(url),
+            SourceAddr::S3(addr) => addr.fmt(f),
         }
     }
 }
@@ -64,6 +70,7 @@ pub fn open(addr: &SourceAddr, http: &HttpOptions) -> Result<Box<dyn Source>> {
     Ok(match addr {
         SourceAddr::Dir(dir) => Box::new(Store::open(dir, Access::Read)?),
         SourceAddr::Http(url) => Box::new(Remote::open(url, http.clone())?),
+        SourceAddr::S3(addr) => Box::new(Remote::over(Arc::new(Bucket::open(addr, http)?))?),
     })
 }
 
@@ -81,7 +88,11 @@ mod tests {
             "/media/stick".parse::<SourceAddr>().unwrap(),
             SourceAddr::Dir("/media/stick".into())
         );
-        for bad in ["s3://bucket/prefix", "ftp://x", "http://", "https:///path"] {
+        assert!(matches!(
+            "s3://models/site".parse::<SourceAddr>().unwrap(),
+            SourceAddr::S3(_)
+        ));
+        for bad in ["s3://B", "ftp://x", "http://", "https:///path", "file:///x"] {
             assert!(bad.parse::<SourceAddr>().is_err(), "{bad} accepted");
         }
     }

@@ -63,6 +63,18 @@ impl Layered {
         &self.local
     }
 
+    /// What each source reached over the network was asked for so far: (source, requests,
+    /// bytes).
+    pub fn traffic(&self) -> Vec<(String, u64, u64)> {
+        self.sources
+            .iter()
+            .filter_map(|s| {
+                s.traffic()
+                    .map(|(requests, bytes)| (s.describe(), requests, bytes))
+            })
+            .collect()
+    }
+
     /// The layers in reading order.
     fn layers(&self) -> impl Iterator<Item = (u8, &dyn Source)> {
         std::iter::once(self.local.as_ref() as &dyn Source)

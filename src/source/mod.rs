@@ -77,6 +77,17 @@ pub trait Source: Send + Sync {
         each: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()>;
 
+    /// Requests sent and bytes received so far, for a source reached over the network.
+    fn traffic(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    /// Largest run of neighbouring records worth reading in one `read_run` (one request to a
+    /// remote source: object stores bill per request, so theirs are larger).
+    fn run_size(&self) -> u64 {
+        4 << 20
+    }
+
     /// Reads chunk `id` at `place` into `dst` (exactly its decoded length), decoded and verified
     /// unless `check` is [`Check::Trust`]; `stored` is then shown the payload as stored. Returns
     /// the place the bytes came from: `place`, or where a union of sources found a good copy when

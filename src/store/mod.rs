@@ -162,15 +162,7 @@ impl Store {
             std::fs::create_dir_all(&dir).at(&dir)?;
         }
         drop(Index::open_writable(&paths.index())?);
-        let config = StoreConfig {
-            format: CONFIG_FORMAT_TAG.to_owned(),
-            version: STORE_FORMAT_VERSION,
-            store_id: StoreId(random_bytes()),
-            created_unix: now_unix(),
-            chunking: options.chunking,
-            pack_target_bytes: options.pack_target_bytes,
-            compression: options.compression,
-        };
+        let config = new_config(options);
         // The config is written last: a store exists once its config does.
         write_atomic(&paths.config(), &config::encode(&config))?;
         Ok(InitOutcome::Created)
@@ -402,6 +394,19 @@ impl Store {
     /// Sizes of all sealed pack files, by id.
     pub(crate) fn pack_files(&self) -> Result<Vec<(PackId, u64)>> {
         recovery::list_sealed_packs(self.packs.dir())
+    }
+}
+
+/// The config of a new store made with `options`: a fresh store id, created now.
+pub fn new_config(options: InitOptions) -> StoreConfig {
+    StoreConfig {
+        format: CONFIG_FORMAT_TAG.to_owned(),
+        version: STORE_FORMAT_VERSION,
+        store_id: StoreId(random_bytes()),
+        created_unix: now_unix(),
+        chunking: options.chunking,
+        pack_target_bytes: options.pack_target_bytes,
+        compression: options.compression,
     }
 }
 
