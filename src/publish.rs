@@ -175,10 +175,20 @@ impl<'a> BucketLock<'a> {
             "host": host,
             "pid": std::process::id(),
             "since_unix": now_unix(),
+            "nonce": crate::id::PackId(crate::id::random_bytes()).to_string(),
         });
         for _ in 0..2 {
             if bucket.put_new(LOCK, me.to_string().into_bytes())? {
-                return Ok(BucketLock { bucket });
+                // A server that ignores the condition would let two publishers both "create"
+                // the lock: reading it back catches the one that lost.
+                let stored: serde_json::Value = bucket
+                    .get(LOCK, 4096)?
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                if stored["nonce"] == me["nonce"] {
+                    return Ok(BucketLock { bucket });
+                }
+                continue;
             }
             let holder: serde_json::Value = bucket
                 .get(LOCK, 4096)?

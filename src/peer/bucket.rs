@@ -263,18 +263,27 @@ impl Bucket {
         let path = self.path(rel);
         let upload = self.call(rel, self.store.put_multipart(&path))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-        let mut file = std::fs::File::open(from).map_err(io)?;
-        let mut buf = vec![0u8; PART];
-        loop {
-            let n = read_full(&mut file, &mut buf).map_err(io)?;
-            if n == 0 {
-                break;
+        let sent = (|| {
+            let mut file = std::fs::File::open(from).map_err(io)?;
+            let mut buf = vec![0u8; PART];
+            loop {
+                let n = read_full(&mut file, &mut buf).map_err(io)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                self.call(rel, writer.wait_for_capacity(PARTS_IN_FLIGHT))?;
+                writer.write(&buf[..n]);
+                self.requests.fetch_add(1, Ordering::Relaxed);
             }
-            self.call(rel, writer.wait_for_capacity(PARTS_IN_FLIGHT))?;
-            writer.write(&buf[..n]);
-            self.requests.fetch_add(1, Ordering::Relaxed);
+        })();
+        match sent {
+            Ok(()) => self.call(rel, writer.finish()).map(drop),
+            Err(e) => {
+                // Parts already stored would cost space until the bucket's lifecycle rules ran.
+                let _ = self.runtime.block_on(writer.abort());
+                Err(e)
+            }
         }
-        self.call(rel, writer.finish()).map(drop)
     }
 }
 
