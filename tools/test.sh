@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 # the shared-store test serves a store over sshfs from an sshd on loopback; the network tests run
 # nginx on loopback and network namespaces joined by veth pairs (iproute2).
 tools/setup-deps.sh exfatprogs exfat-fuse dosfstools fusefat sshfs openssh-server nginx curl iproute2
+# The object-store tests run a single-node Garage on loopback; tools/garage.sh builds it once into
+# ~/.cache/modelfs-garage (cargo install --locked garage) and prints its path.
+MODELFS_GARAGE=$(tools/garage.sh)
+export MODELFS_GARAGE
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done

@@ -47,6 +47,10 @@ pub struct Remote {
     fetched: Mutex<Instant>,
 }
 
+/// Table rows kept in memory before only the rows asked for are kept (about 400 MiB; a store of
+/// 256 GiB at the default chunk size).
+const MAX_LOCATED: usize = 4 << 20;
+
 /// How old the remote's registry may get before it is fetched again.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
@@ -97,8 +101,12 @@ impl Remote {
     }
 
     /// Fetches tables (newest pack first) until every chunk in `wanted` is located or every
-    /// table is loaded.
+    /// table was read. Tables are kept whole up to [`MAX_LOCATED`] rows in all; past that only
+    /// the rows asked for are kept (and the table is read again when other rows are wanted), so
+    /// a remote listing huge tables cannot grow memory without bound.
     fn load_tables(&self, wanted: &[ChunkId]) -> Result<()> {
+        let mut scanned = HashSet::new();
+        let mut wanted_set: Option<HashSet<ChunkId>> = None;
         loop {
             let next = {
                 let state = self.state.read().expect("remote state lock poisoned");
@@ -110,18 +118,26 @@ impl Remote {
                     .packs
                     .iter()
                     .rev()
-                    .find(|p| !state.tables.contains(&p.id))
+                    .find(|p| !state.tables.contains(&p.id) && !scanned.contains(&p.id))
                     .copied()
             };
             let Some(pack) = next else { return Ok(()) };
+            scanned.insert(pack.id);
             let entries = self.fetch_table(&pack)?;
             let mut state = self.state.write().expect("remote state lock poisoned");
-            state.tables.insert(pack.id);
+            let keep_all = state.chunks.len() + entries.len() <= MAX_LOCATED;
+            if keep_all {
+                state.tables.insert(pack.id);
+            }
+            let wanted_set = wanted_set.get_or_insert_with(|| wanted.iter().copied().collect());
             for entry in entries {
-                state
-                    .chunks
-                    .entry(entry.header.chunk_id)
-                    .or_insert_with(|| Location::of_entry(pack.id, &entry));
+                let id = entry.header.chunk_id;
+                if keep_all || wanted_set.contains(&id) {
+                    state
+                        .chunks
+                        .entry(id)
+                        .or_insert_with(|| Location::of_entry(pack.id, &entry));
+                }
             }
         }
     }
