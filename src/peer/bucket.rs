@@ -263,6 +263,8 @@ impl Bucket {
         let path = self.path(rel);
         let upload = self.call(rel, self.store.put_multipart(&path))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        // `write` starts each part's upload as a task on the runtime.
+        let _runtime = self.runtime.enter();
         let sent = (|| {
             let mut file = std::fs::File::open(from).map_err(io)?;
             let mut buf = vec![0u8; PART];
