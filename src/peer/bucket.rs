@@ -425,7 +425,7 @@ impl Bucket {
     }
 }
 
-/// The most specific message in an error's chain.
+/// The most specific message in an error's chain; of an S3 error document, its `Message`.
 fn innermost(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
@@ -433,7 +433,11 @@ fn innermost(error: &dyn std::error::Error) -> String {
         text = e.to_string();
         cause = e.source();
     }
-    text
+    let message = text
+        .split_once("<Message>")
+        .and_then(|(_, rest)| rest.split_once("</Message>"))
+        .map(|(message, _)| message.to_owned());
+    message.unwrap_or(text)
 }
 
 /// Keys of the shared credentials file's profile (`AWS_PROFILE`, else `default`) and of the
