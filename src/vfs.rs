@@ -129,6 +129,19 @@ pub struct Vfs {
     /// Files open under any handle, by manifest, so concurrent opens of one file share its
     /// resolved chunk locations. Weak: the last `release` frees the table.
     open_files: Mutex<HashMap<ManifestId, Weak<OpenFile>>>,
+    /// Reads served, bytes returned, and reads that failed (EIO), for metrics.
+    reads: [AtomicU64; 3],
+}
+
+/// What the mount has served so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadTotals {
+    /// Read requests answered with bytes.
+    pub reads: u64,
+    /// Bytes returned.
+    pub bytes: u64,
+    /// Read requests answered with an I/O error.
+    pub failures: u64,
 }
 
 impl Vfs {
@@ -142,6 +155,7 @@ impl Vfs {
                 next: ROOT_INO.0,
             }),
             registry_generation: Mutex::new(None),
+            reads: Default::default(),
             handles: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             open_files: Mutex::new(HashMap::new()),
@@ -275,9 +289,29 @@ impl Vfs {
             .get(&handle)
             .cloned();
         let file = file.ok_or(Error::StaleHandle(handle.0))?;
-        file.read_at(offset, dst).inspect_err(|e| {
+        let read = file.read_at(offset, dst).inspect_err(|e| {
             error!(file = %file.label(), offset, error = %e, "read failed; returning an I/O error instead of unverified bytes");
-        })
+        });
+        match &read {
+            Ok(n) => {
+                self.reads[0].fetch_add(1, Ordering::Relaxed);
+                self.reads[1].fetch_add(*n as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.reads[2].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        read
+    }
+
+    /// What the mount has served so far.
+    pub fn read_totals(&self) -> ReadTotals {
+        let [reads, bytes, failures] = &self.reads;
+        ReadTotals {
+            reads: reads.load(Ordering::Relaxed),
+            bytes: bytes.load(Ordering::Relaxed),
+            failures: failures.load(Ordering::Relaxed),
+        }
     }
 
     /// Closes `handle`.

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::netutil::{
-    Fault, Liar, NetnsPair, Nginx, Run, Serve, Timed, connect, get, metric_sum, models_of,
-    need_bytes, raw_http, run_within,
+    Fault, Liar, NetnsPair, Nginx, Run, Serve, Timed, connect, free_port, get, metric_sum,
+    models_of, need_bytes, raw_http, run_within,
 };
 use crate::util::{Mount, TestStore, chunk_places, kill_after, random_bytes};
 
@@ -715,6 +715,37 @@ fn read_within(
         let _ = tx.send(result);
     });
     rx.recv_timeout(deadline).ok()
+}
+
+/// `mount --metrics ADDR` serves Prometheus counters: the reads and bytes a reader got, and the
+/// requests and bytes each network source was asked for.
+#[test]
+fn a_mount_serves_its_reads_and_source_traffic_as_metrics() {
+    let (source, model) = store_with("metered", 12, 2_000_000);
+    let serve = Serve::start(&source, &[]);
+    let local = TestStore::new();
+    let address = format!("127.0.0.1:{}", free_port());
+    let mount = mount_remote(&local, &serve.url, &["--metrics", &address]);
+    assert!(std::fs::read(mount.join("metered.gguf")).unwrap() == model);
+    let metrics = get(&format!("http://{address}"), "/metrics", &[]).expect("metrics answer");
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    let read = metric_sum(&text, &["modelfs_mount_read_bytes_total"]).unwrap_or(0.0);
+    assert!(read >= model.len() as f64, "read bytes {read} in:\n{text}");
+    let received = metric_sum(&text, &["modelfs_source_received_bytes_total"]).unwrap_or(0.0);
+    assert!(
+        text.contains(&format!("source=\"{}\"", serve.url)),
+        "{text}"
+    );
+    assert!(
+        received >= model.len() as f64 * 0.5,
+        "source bytes {received} in:\n{text}"
+    );
+    assert!(metric_sum(&text, &["modelfs_source_requests_total"]).unwrap_or(0.0) >= 2.0);
+    assert_eq!(
+        metric_sum(&text, &["modelfs_mount_read_failures_total"]),
+        Some(0.0)
+    );
 }
 
 /// A mount with `--source http://…` reads a remote model lazily; with `--fill` the local store

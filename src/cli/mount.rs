@@ -40,6 +40,10 @@ pub struct Args {
     /// Log file of the background mount [default: ~/.cache/modelfs/STORE_ID/mount.log].
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (reads, bytes, failures; requests and
+    /// bytes per network source).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -72,6 +76,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         threads: usize::from(args.threads),
         daemon: args.daemon,
         log: args.log,
+        metrics: args.metrics,
     })?;
     mount::run(&config, |ready| match ready {
         Ready::Foreground => eprintln!(

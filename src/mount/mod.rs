@@ -9,6 +9,7 @@
 
 pub mod control;
 pub mod daemon;
+mod metrics;
 pub mod mountinfo;
 mod serve;
 
@@ -47,6 +48,8 @@ pub struct MountRequest {
     pub daemon: bool,
     /// The background mount's log file (default: in the store's per-machine cache directory).
     pub log: Option<PathBuf>,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// A checked mount configuration.
@@ -64,6 +67,7 @@ pub struct MountConfig {
     threads: usize,
     /// Where the daemon logs, when running in the background.
     daemon_log: Option<PathBuf>,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 impl MountConfig {
@@ -95,6 +99,7 @@ impl MountConfig {
             read: request.read,
             threads: request.threads.max(1),
             daemon_log,
+            metrics: request.metrics,
         })
     }
 

@@ -104,6 +104,12 @@ pub(super) fn serve(
             threads: config.threads,
             ..MountOptions::default()
         };
+        if let Some(address) = config.metrics {
+            let listener = std::net::TcpListener::bind(address)
+                .map_err(|e| crate::error::Error::io(format!("metrics address {address}"), e))?;
+            let registry = super::metrics::registry(vfs.clone(), sources.layered.clone());
+            crate::peer::metrics::serve_metrics(listener, registry)?;
+        }
         let session = fuse::spawn(vfs.clone(), &config.mountpoint, options)?;
         mountinfo::raise_readahead(&config.mountpoint, READAHEAD_KIB);
         Ok((sources, vfs, session))

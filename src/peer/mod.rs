@@ -9,12 +9,14 @@
 //! - [`remote`]: [`remote::Remote`], a store over HTTP as a `Source`;
 //! - [`server`]: `modelfs serve`, a read-only HTTP server over a local store;
 //! - [`discover`]: announcing a served store and finding peers on the LAN (mDNS, `_modelfs._tcp`);
-//! - [`rate`]: `--limit-rate` token buckets.
+//! - [`rate`]: `--limit-rate` token buckets;
+//! - [`metrics`]: a `/metrics` endpoint for `mount --metrics`.
 
 pub mod bucket;
 pub mod client;
 pub mod discover;
 pub mod files;
+pub mod metrics;
 pub mod rate;
 pub mod remote;
 pub mod server;
