@@ -51,6 +51,10 @@ pub struct Remote {
 /// 256 GiB at the default chunk size).
 const MAX_LOCATED: usize = 4 << 20;
 
+/// How old the remote's catalog may be when a chunk is not found in it before it is fetched
+/// again.
+const CATALOG_STALE: Duration = Duration::from_secs(2);
+
 /// How old the remote's registry may get before it is fetched again.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
@@ -121,7 +125,15 @@ impl Remote {
                     .find(|p| !state.tables.contains(&p.id) && !scanned.contains(&p.id))
                     .copied()
             };
-            let Some(pack) = next else { return Ok(()) };
+            let Some(pack) = next else {
+                // Every table was read and some chunks are still missing: the remote may have
+                // sealed packs since its catalog was fetched (a peer filling from elsewhere).
+                if self.older_than(CATALOG_STALE) {
+                    self.refresh()?;
+                    continue;
+                }
+                return Ok(());
+            };
             scanned.insert(pack.id);
             let entries = self.fetch_table(&pack)?;
             let mut state = self.state.write().expect("remote state lock poisoned");
@@ -140,6 +152,17 @@ impl Remote {
                 }
             }
         }
+    }
+
+    /// Whether the registry and catalog were fetched longer than `age` ago; if so, they count as
+    /// fetched now (the caller fetches them), so nothing refetches them more often than that.
+    fn older_than(&self, age: Duration) -> bool {
+        let mut fetched = self.fetched.lock().expect("remote refresh lock poisoned");
+        let stale = fetched.elapsed() >= age;
+        if stale {
+            *fetched = Instant::now();
+        }
+        stale
     }
 
     fn fetch_table(&self, pack: &PackEntry) -> Result<Vec<pack::TableEntry>> {
@@ -162,15 +185,9 @@ impl Source for Remote {
     }
 
     fn registry(&self) -> Result<Registry> {
-        let stale = {
-            let mut fetched = self.fetched.lock().expect("remote refresh lock poisoned");
-            let stale = fetched.elapsed() >= REFRESH_EVERY;
-            if stale {
-                *fetched = Instant::now();
-            }
-            stale
-        };
-        if stale && let Err(e) = self.refresh() {
+        if self.older_than(REFRESH_EVERY)
+            && let Err(e) = self.refresh()
+        {
             // A peer that went away keeps its last registry: its chunks may still be elsewhere.
             warn!(source = %self.files.base(), error = %e, "cannot fetch the registry again; keeping the last one");
         }

@@ -225,6 +225,9 @@ struct Shared {
 /// What is served for one registry generation.
 struct View {
     generation: u64,
+    /// When the packs folder last changed (a pack sealed or deleted), as the view saw it: packs
+    /// sealed by a `--fill` mount or a pull change the catalog without changing the registry.
+    packs_changed: Option<std::time::SystemTime>,
     registry_json: Bytes,
     catalog_json: Bytes,
     /// With `--models`: the manifests that may be served.
@@ -252,7 +255,9 @@ impl Shared {
         if view.0.elapsed() >= RELOAD_EVERY {
             view.0 = Instant::now();
             let generation = self.store.registry().map(|r| r.generation);
-            if generation.is_ok_and(|g| g != view.1.generation) {
+            let changed = generation.is_ok_and(|g| g != view.1.generation)
+                || packs_changed(&self.store) != view.1.packs_changed;
+            if changed {
                 match View::build(&self.store, &self.options) {
                     Ok(new) => view.1 = Arc::new(new),
                     Err(e) => {
@@ -265,13 +270,22 @@ impl Shared {
     }
 }
 
+/// The modification time of the store's packs folder.
+fn packs_changed(store: &Store) -> Option<std::time::SystemTime> {
+    std::fs::metadata(store.packs_dir())
+        .and_then(|m| m.modified())
+        .ok()
+}
+
 impl View {
     fn build(store: &Store, options: &ServeOptions) -> Result<View> {
+        let packs_changed = packs_changed(store);
         let full = store.registry()?;
         let Some(models) = &options.models else {
             let catalog = catalog_of(store.packs_dir(), full.generation)?;
             return Ok(View {
                 generation: full.generation,
+                packs_changed,
                 registry_json: registry::encode(&full).into(),
                 catalog_json: catalog::encode(&catalog).into(),
                 manifests: None,
@@ -316,6 +330,7 @@ impl View {
         }
         Ok(View {
             generation: full.generation,
+            packs_changed,
             registry_json: registry::encode(&shown).into(),
             catalog_json: catalog::encode(&catalog).into(),
             manifests: Some(manifests),
