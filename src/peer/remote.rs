@@ -337,6 +337,15 @@ impl Blocks {
         }
     }
 
+    /// Where `pack`'s records end, once its table was read.
+    fn data_end(&self, pack: &PackId) -> Option<u64> {
+        self.data_end
+            .read()
+            .expect("block bounds lock poisoned")
+            .get(pack)
+            .copied()
+    }
+
     fn set_data_end(&self, pack: PackId, end: u64) {
         self.data_end
             .write()
@@ -410,11 +419,7 @@ impl Blocks {
     fn fetch(&self, pack: &PackId, number: u64) -> Result<Arc<Vec<u8>>> {
         let start = number * self.block;
         let end = self
-            .data_end
-            .read()
-            .expect("block bounds lock poisoned")
-            .get(pack)
-            .copied()
+            .data_end(pack)
             .unwrap_or(start + self.block)
             .min(start + self.block);
         let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
@@ -426,13 +431,7 @@ impl Blocks {
     /// When block `number - 1` of `pack` was read too, the reader walks the pack in order: the
     /// next blocks are fetched in the background.
     fn read_ahead(self: &Arc<Self>, pack: &PackId, number: u64) {
-        let end = self
-            .data_end
-            .read()
-            .expect("block bounds lock poisoned")
-            .get(pack)
-            .copied()
-            .unwrap_or(0);
+        let end = self.data_end(pack).unwrap_or(0);
         let wanted: Vec<u64> = {
             let slots = self.slots.lock().expect("block cache lock poisoned");
             if number == 0 || !slots.by_key.contains_key(&(*pack, number - 1)) {
