@@ -3,8 +3,9 @@
 //! Owns [`publish`]. The bucket ends up holding a valid store (the files a store directory has,
 //! minus the index), which any number of machines read as a source. Order of writes, so readers
 //! never see a model whose bytes are not there yet:
-//! 1. take the bucket's `lock` with a conditional create (one publisher at a time; a lock left
-//!    by a dead publisher on this machine is taken over, any other is reported with its holder);
+//! 1. take the bucket's `lock` (one publisher at a time: a conditional create, read back after
+//!    a moment for servers that ignore the condition; a lock left by a dead publisher on this
+//!    machine is taken over, any other is reported with its holder);
 //! 2. `modelfs.json` and an empty catalog if the bucket holds no store yet;
 //! 3. plan as `import` does, with the bucket as the destination: only chunks no pack in the
 //!    bucket holds are sent (a fine-tune whose base is published sends only its new chunks);
@@ -12,7 +13,8 @@
 //!    per-machine cache; each sealed pack is uploaded (in parts when large) and then listed in
 //!    the bucket's `catalog.json`, so a publisher killed midway finds those chunks on its rerun;
 //! 5. the manifests;
-//! 6. the registry, last: the commit. Then the lock is released.
+//! 6. the registry, last: the commit, made only if the lock is still this publisher's. Then the
+//!    lock is released.
 
 use std::sync::Arc;
 
@@ -45,7 +47,7 @@ pub fn publish(
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    let _lock = BucketLock::take(&bucket)?;
+    let lock = BucketLock::take(&bucket)?;
     if !bucket.exists("modelfs.json")? {
         let options = InitOptions {
             chunking: src.config().chunking,
@@ -97,6 +99,8 @@ pub fn publish(
         for (id, manifest) in &plan.manifests {
             bucket.put(&format!("manifests/{}", id.to_hex()), manifest.encode())?;
         }
+        // The commit: only while this publisher still holds the lock.
+        lock.check()?;
         let mut registry = fetch_registry(&bucket)?;
         add_versions(&mut registry, plan.versions.clone())?;
         registry.generation += 1;
@@ -157,76 +161,98 @@ fn fetch_registry(bucket: &Bucket) -> Result<Registry> {
 }
 
 /// The bucket's publisher lock, held while it lives.
+///
+/// Taken with a conditional create where the server honours it. Some servers (Garage 2.5)
+/// ignore `If-None-Match` and let the last writer win, so the lock is also read back after
+/// [`SETTLE`]: of publishers that wrote it at about the same time, only the last one reads its
+/// own nonce, and the others stop. It is read back again before the registry is written (the
+/// commit), and released only while it is still this publisher's.
 struct BucketLock<'a> {
     bucket: &'a Bucket,
+    nonce: String,
 }
 
 /// The lock object's name.
 const LOCK: &str = "lock";
+/// How long a publisher waits after writing the lock before reading it back: longer than two
+/// publishers' check-then-write can be apart.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl<'a> BucketLock<'a> {
-    /// Creates the lock object (a conditional create: it fails if another publisher holds it).
-    /// A lock left by a publisher of this machine that is no longer running is taken over.
+    /// Takes the lock, or names its holder. A lock left by a publisher of this machine that is
+    /// no longer running is taken over.
     fn take(bucket: &'a Bucket) -> Result<BucketLock<'a>> {
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let nonce = crate::id::PackId(crate::id::random_bytes()).to_string();
         let me = serde_json::json!({
             "host": host,
             "pid": std::process::id(),
             "since_unix": now_unix(),
-            "nonce": crate::id::PackId(crate::id::random_bytes()).to_string(),
+            "nonce": nonce,
         });
-        for _ in 0..2 {
-            if bucket.put_new(LOCK, me.to_string().into_bytes())? {
-                // A server that ignores the condition would let two publishers both "create"
-                // the lock: reading it back catches the one that lost.
-                let stored: serde_json::Value = bucket
-                    .get(LOCK, 4096)?
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
-                if stored["nonce"] == me["nonce"] {
-                    return Ok(BucketLock { bucket });
-                }
-                continue;
-            }
-            let holder: serde_json::Value = bucket
-                .get(LOCK, 4096)?
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
+        let lock = BucketLock { bucket, nonce };
+        if let Some(holder) = lock.holder()? {
             let pid = holder["pid"].as_u64().unwrap_or(0);
             let same_host = holder["host"].as_str() == Some(host.as_str());
             let alive = pid > 0
                 && pid <= i32::MAX as u64
                 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
-            if same_host && !alive {
-                warn!(
-                    pid,
-                    "taking over the publish lock of a publisher that is gone"
-                );
-                bucket.delete(LOCK)?;
-                continue;
+            if !same_host || alive {
+                return Err(lock.held_by(&holder));
             }
-            return Err(Error::Remote {
-                url: bucket.url(LOCK),
-                reason: format!(
-                    "another publisher holds the lock (host {}, pid {pid}, since {}); wait for it \
-                     to finish, or delete {} if it is gone",
-                    holder["host"].as_str().unwrap_or("?"),
-                    holder["since_unix"],
-                    bucket.url(LOCK)
-                ),
-            });
+            warn!(
+                pid,
+                "taking over the publish lock of a publisher that is gone"
+            );
+            bucket.delete(LOCK)?;
         }
-        Err(Error::Remote {
-            url: bucket.url(LOCK),
-            reason: "cannot take the publish lock".into(),
-        })
+        if !bucket.put_new(LOCK, me.to_string().into_bytes())? {
+            let holder = lock.holder()?.unwrap_or_default();
+            return Err(lock.held_by(&holder));
+        }
+        std::thread::sleep(SETTLE);
+        lock.check()?;
+        Ok(lock)
+    }
+
+    /// The lock object's content, if there is one.
+    fn holder(&self) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .bucket
+            .get(LOCK, 4096)?
+            .map(|b| serde_json::from_slice(&b).unwrap_or_default()))
+    }
+
+    /// Fails unless the lock still holds this publisher's nonce.
+    fn check(&self) -> Result<()> {
+        match self.holder()? {
+            Some(holder) if holder["nonce"].as_str() == Some(self.nonce.as_str()) => Ok(()),
+            holder => Err(self.held_by(&holder.unwrap_or_default())),
+        }
+    }
+
+    fn held_by(&self, holder: &serde_json::Value) -> Error {
+        Error::Remote {
+            url: self.bucket.url(LOCK),
+            reason: format!(
+                "another publisher holds the lock (host {}, pid {}, since {}); wait for it to \
+                 finish, or delete {} if it is gone",
+                holder["host"].as_str().unwrap_or("?"),
+                holder["pid"],
+                holder["since_unix"],
+                self.bucket.url(LOCK)
+            ),
+        }
     }
 }
 
 impl Drop for BucketLock<'_> {
     fn drop(&mut self) {
+        if self.check().is_err() {
+            return;
+        }
         if let Err(e) = self.bucket.delete(LOCK) {
             warn!(error = %e, "cannot release the publish lock; delete it by hand");
         }

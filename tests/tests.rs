@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod garage;
 mod hostile;
 mod integrity;
 mod layers;
@@ -11,6 +12,7 @@ mod mount;
 mod netutil;
 mod network;
 mod portable;
+mod s3;
 mod shared;
 mod transfer;
 mod util;

@@ -16,7 +16,7 @@ use super::{Bar, human_bytes, open_store};
 pub struct Args {
     /// The store to copy from: a directory, or the URL of a peer or a web server publishing one.
     #[arg(value_name = "DIR|URL")]
-    source: SourceAddr,
+    source: String,
     /// Models to copy, comma-separated: NAME (every version) or NAME@VERSION [default: all].
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
@@ -37,8 +37,9 @@ pub fn parse_models(models: &[String]) -> anyhow::Result<Vec<ModelSpec>> {
 
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let selection = parse_models(&args.models)?;
-    let source = addr::open(&args.source, &args.net.http_options()?)
-        .with_context(|| format!("cannot read {}", args.source))?;
+    let from: SourceAddr = args.source.parse()?;
+    let source = addr::open(&from, &args.net.http_options()?)
+        .with_context(|| format!("cannot read {from}"))?;
     let store = open_store(store_dir, Access::Write)?;
     let plan = plan_import(source.as_ref(), &store, &selection)?;
     out!(

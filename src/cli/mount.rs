@@ -26,7 +26,7 @@ pub struct Args {
     /// URL of a peer (`modelfs serve`) or a web server publishing a store (repeatable; the first
     /// that has a chunk serves it, the next ones stand in when it fails).
     #[arg(long = "source", value_name = "DIR|URL")]
-    sources: Vec<SourceAddr>,
+    sources: Vec<String>,
     #[command(flatten)]
     net: NetArgs,
     /// Copy every chunk read from a source into the local store, so reads go on once the source
@@ -65,7 +65,11 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     };
     let config = MountConfig::new(MountRequest {
         store: store_dir.to_owned(),
-        sources: args.sources,
+        sources: args
+            .sources
+            .iter()
+            .map(|s| s.parse::<SourceAddr>())
+            .collect::<Result<_, _>>()?,
         http: args.net.http_options()?,
         mountpoint: args.mountpoint,
         fill: args.fill,

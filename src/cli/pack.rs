@@ -20,7 +20,7 @@ pub struct Args {
     /// Folder to write the store into (empty, or a store made by an earlier pack), or
     /// s3://BUCKET/PREFIX to publish into an object store (only what the bucket lacks is sent).
     #[arg(value_name = "DIR|s3://BUCKET/PREFIX")]
-    dest: SourceAddr,
+    dest: String,
     /// Models to pack, comma-separated: NAME (every version) or NAME@VERSION.
     #[arg(long, value_delimiter = ',', required = true)]
     models: Vec<String>,
@@ -63,7 +63,7 @@ esac
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let selection = parse_models(&args.models)?;
     let store = open_store(store_dir, Access::Read)?;
-    let dest = match &args.dest {
+    let dest = match &args.dest.parse::<SourceAddr>()? {
         SourceAddr::Dir(dest) => dest.clone(),
         SourceAddr::S3(addr) => {
             anyhow::ensure!(

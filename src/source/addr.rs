@@ -49,7 +49,7 @@ impl FromStr for SourceAddr {
             )),
             "s3" => text.parse().map(SourceAddr::S3).map_err(bad),
             other => Err(bad(format!(
-                "{other}:// sources are not supported; use a store directory or one of {SCHEMES}"
+                "{other}:// is not supported; use a store folder or one of {SCHEMES}"
             ))),
         }
     }
