@@ -1156,3 +1156,41 @@ fn handle(mut stream: TcpStream, state: &LiarState) -> std::io::Result<()> {
     let _ = stream.shutdown(Shutdown::Write);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stores and models shared by the network and object-store tests.
+// ---------------------------------------------------------------------------------------------
+
+/// A store (16 KiB chunks) holding one model `name` (file `NAME.gguf`) of `len` pseudo-random
+/// bytes.
+pub fn store_with(name: &str, seed: u64, len: usize) -> (TestStore, Vec<u8>) {
+    let store = TestStore::new();
+    let bytes = crate::util::random_bytes(seed, len);
+    add(&store, name, &format!("{name}.gguf"), &bytes);
+    (store, bytes)
+}
+
+/// `modelfs add NAME FILE` with `bytes` written to the scratch file `file`.
+pub fn add(store: &TestStore, name: &str, file: &str, bytes: &[u8]) {
+    store.ok(&["add", name, store.file(file, bytes).to_str().unwrap()]);
+}
+
+/// The verified bytes of `name` in `store` (`modelfs cat`).
+pub fn cat(store: &TestStore, name: &str) -> Vec<u8> {
+    let out = store.run(&["cat", name]);
+    assert!(
+        out.status.success(),
+        "cat {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Asserts `store` has no models.
+pub fn assert_no_models(store: &TestStore) {
+    assert_eq!(
+        models_of(store),
+        serde_json::json!([]),
+        "the registry changed"
+    );
+}

@@ -10,27 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::netutil::{
-    Fault, Liar, NetnsPair, Nginx, Run, Serve, Timed, connect, free_port, get, metric_sum,
-    models_of, need_bytes, raw_http, run_within,
+    Fault, Liar, NetnsPair, Nginx, Run, Serve, Timed, add, assert_no_models, cat, connect,
+    free_port, get, metric_sum, models_of, need_bytes, raw_http, run_within, store_with,
 };
 use crate::util::{Mount, TestStore, chunk_places, kill_after, random_bytes};
 
 /// How long any one command may take.
 const DEADLINE: Duration = Duration::from_secs(45);
 const MIB: u64 = 1 << 20;
-
-/// A store holding one model `name` (file `NAME.gguf`) of `len` pseudo-random bytes.
-fn store_with(name: &str, seed: u64, len: usize) -> (TestStore, Vec<u8>) {
-    let store = TestStore::new();
-    let bytes = random_bytes(seed, len);
-    add(&store, name, &format!("{name}.gguf"), &bytes);
-    (store, bytes)
-}
-
-/// `modelfs add NAME FILE` with `bytes` written to the scratch file `file`.
-fn add(store: &TestStore, name: &str, file: &str, bytes: &[u8]) {
-    store.ok(&["add", name, store.file(file, bytes).to_str().unwrap()]);
-}
 
 /// `modelfs pull NAME --from SOURCE… EXTRA…` with the standard deadline.
 fn pull(store: &TestStore, name: &str, sources: &[&str], extra: &[&str]) -> Run {
@@ -40,26 +27,6 @@ fn pull(store: &TestStore, name: &str, sources: &[&str], extra: &[&str]) -> Run 
     }
     args.extend_from_slice(extra);
     store.within(&args, DEADLINE)
-}
-
-/// The verified bytes of `name` in `store` (`modelfs cat`).
-fn cat(store: &TestStore, name: &str) -> Vec<u8> {
-    let out = store.run(&["cat", name]);
-    assert!(
-        out.status.success(),
-        "cat {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Asserts `store` has no models.
-fn assert_no_models(store: &TestStore) {
-    assert_eq!(
-        models_of(store),
-        serde_json::json!([]),
-        "the registry changed"
-    );
 }
 
 /// Asserts `line` names the source (by `host:port`) and the model.

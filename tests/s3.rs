@@ -14,7 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::garage::{AWS_CLEARED, FaultProxy, Garage, ProxyFault};
-use crate::netutil::{Run, Serve, models_of, need_bytes, run_within, unique};
+use crate::netutil::{
+    Run, Serve, add, assert_no_models, cat, models_of, need_bytes, run_within, store_with, unique,
+};
 use crate::util::{MODELFS, Mount, TestStore, random_bytes};
 
 /// How long any one command may take (large transfers get more).
@@ -60,46 +62,14 @@ fn pull(store: &TestStore, env: &Env, name: &str, sources: &[&str], extra: &[&st
     run(store, env, &args, LONG)
 }
 
-/// A store (16 KiB chunks) holding one model `name` (file `NAME.gguf`) of `len` random bytes.
-fn store_with(name: &str, seed: u64, len: usize) -> (TestStore, Vec<u8>) {
-    let store = TestStore::new();
-    let bytes = random_bytes(seed, len);
-    add(&store, name, &format!("{name}.gguf"), &bytes);
-    (store, bytes)
-}
-
-/// Like `store_with`, with the default (larger) chunks, for models of many megabytes.
+/// A store holding one model `name` (file `NAME.gguf`) of `len` random bytes, with the default
+/// (larger) chunks, for models of many megabytes.
 fn big_store_with(name: &str, seed: u64, len: usize) -> (TestStore, Vec<u8>) {
     let store = TestStore::uninitialised();
     store.ok(&["init"]);
     let bytes = random_bytes(seed, len);
     add(&store, name, &format!("{name}.gguf"), &bytes);
     (store, bytes)
-}
-
-/// `modelfs add NAME FILE` with `bytes` written to the scratch file `file`.
-fn add(store: &TestStore, name: &str, file: &str, bytes: &[u8]) {
-    store.ok(&["add", name, store.file(file, bytes).to_str().unwrap()]);
-}
-
-/// The verified bytes of `name` in `store` (`modelfs cat`).
-fn cat(store: &TestStore, name: &str) -> Vec<u8> {
-    let out = store.run(&["cat", name]);
-    assert!(
-        out.status.success(),
-        "cat {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Asserts `store` has no models.
-fn assert_no_models(store: &TestStore) {
-    assert_eq!(
-        models_of(store),
-        serde_json::json!([]),
-        "the registry changed"
-    );
 }
 
 /// The byte count of a publish's `published N version(s) into URL: sent X MB in N chunks` line.
