@@ -128,6 +128,16 @@ fn source_addr(text: &str) {
             );
             assert!(text.starts_with(&url), "{text:?} taken for {url:?}");
         }
+        Ok(SourceAddr::S3(bucket)) => {
+            assert!(
+                text.to_ascii_lowercase().starts_with("s3://"),
+                "{text:?} taken for {bucket}"
+            );
+            // The bucket and prefix say what was typed, with no `.`/`..` parts or empty ones.
+            assert!(!bucket.prefix.split('/').any(|p| p == ".." || p == "."));
+            let again: SourceAddr = bucket.to_string().parse().expect("a shown bucket parses");
+            assert_eq!(again, SourceAddr::S3(bucket));
+        }
         Err(_) => assert!(text.contains("://"), "{text:?} refused as a directory"),
     }
 }
