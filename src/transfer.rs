@@ -197,7 +197,7 @@ pub fn plan_import(
 
 /// Appended bytes after which the open pack is handed to the kernel (a kill loses at most this
 /// much of what was written).
-const FLUSH_EVERY: u64 = 1 << 20;
+const FLUSH_EVERY: u64 = 256 << 10;
 /// Largest gap between two needed records read through rather than split into two runs.
 const RUN_GAP: u64 = 64 << 10;
 
@@ -300,7 +300,7 @@ pub(crate) fn runs(needed: &[(ChunkId, Place)], max: u64) -> Vec<&[(ChunkId, Pla
 
 /// Records verified by the workers waiting for the writer: enough to keep it busy, few enough that
 /// a kill loses little (each is at most a chunk, 256 KiB by default).
-const QUEUED_RECORDS: usize = 16;
+const QUEUED_RECORDS: usize = 8;
 
 /// Reads `runs` from `src` with `jobs` workers, cuts each into records as its bytes arrive,
 /// verifies them, and hands each verified record to `deliver` on the calling thread at once.

@@ -176,6 +176,16 @@ impl Files for Http {
         )
     }
 
+    /// Under a rate limit the reader drains its sockets slowly, so the kernel holds up to a
+    /// whole range of received bytes that a kill would lose: ranges are kept to 1 MiB (at a
+    /// limited rate the extra requests cost nothing). Otherwise 4 MiB.
+    fn run_size(&self) -> u64 {
+        match self.options.limit {
+            Some(_) => 1 << 20,
+            None => 4 << 20,
+        }
+    }
+
     /// GETs `path`, at most `cap` bytes; `None` if the remote does not have it (404).
     fn get(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
         let deadline = self.deadline();
