@@ -378,8 +378,15 @@ impl Files for Bucket {
         8 << 20
     }
 
+    /// 16 MiB (requests are billed); 1 MiB under a rate limit, as for [`Http`]: a slowly read
+    /// reply would otherwise sit whole in socket buffers, lost to a kill and outliving the server.
+    ///
+    /// [`Http`]: crate::peer::client::Http
     fn run_size(&self) -> u64 {
-        16 << 20
+        match self.options.limit {
+            Some(_) => 1 << 20,
+            None => 16 << 20,
+        }
     }
 }
 
