@@ -27,8 +27,9 @@
 #
 # Everything runs on loopback (no network namespaces): Garage, the proxies, the serves and the
 # mounts share this machine's cores, so the fleet row measures bytes, not speed.
-# The proxies (a small python3 asyncio HTTP/1.1 relay) count bytes only; rows 1 and 2 reach
-# Garage directly, so the proxies cost nothing there. One untimed pull through a proxy counts every
+# The proxies (a small python3 asyncio HTTP/1.1 relay) count requests and bytes and log each
+# request (time, object, range, status, body bytes); rows 1 and 2 reach Garage directly, so the
+# proxies cost nothing there. One untimed pull through a proxy counts every
 # request a pull sends, including the registry, catalog and pack tables read before its
 # "N requests" count starts.
 #
@@ -104,7 +105,14 @@ cleanup() {
     mountpoint -q "$m" && { timeout 30 "$mfs" umount "$m" >/dev/null 2>&1 || umount -l "$m"; }
   done <"$work/mounts"
   while read -r p; do kill "$p" 2>/dev/null; done <"$work/pids"
-  sleep 0.5
+  # Up to 5 s to exit (Garage flushes its metadata), then SIGKILL.
+  local i alive
+  for ((i = 0; i < 50; i++)); do
+    alive=no
+    while read -r p; do kill -0 "$p" 2>/dev/null && alive=yes; done <"$work/pids"
+    [ "$alive" = no ] && break
+    sleep 0.1
+  done
   while read -r p; do kill -0 "$p" 2>/dev/null && kill -9 "$p"; done <"$work/pids"
   if [ "${S3_BENCH_KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
@@ -140,6 +148,8 @@ start_bg() {
   shift
   "$@" >"$log" 2>&1 &
   bg_pid=$!
+  # Not a job of this shell: the cleanup stops it by pid, without job notices.
+  disown "$bg_pid"
   echo "$bg_pid" >>"$work/pids"
 }
 # Waits (at most 20 s) for server $2 to print its URL into log $1; prints the URL.
@@ -184,7 +194,7 @@ mount_pid() {
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}
     pid=${pid%/cmdline}
-    args=$(tr '\0' '\n' <"$f" 2>/dev/null) || continue
+    args=$({ tr '\0' '\n' <"$f"; } 2>/dev/null) || continue
     if grep -qxF -- "$1" <<<"$args" && grep -qx mount <<<"$args" && ! grep -qx umount <<<"$args"; then
       echo "$pid" >>"$work/pids"
       echo "$pid"
@@ -779,18 +789,18 @@ fleet() {
     q1=$((q1 + $(pstat "${purl[k]}" requests)))
   done
   [ "$rc" -eq 0 ] || { echo "a read through a fleet mount failed (status $rc): $(cat "$work/$p"-dd*.log | grep -v records | head -n 4)" >&2; return 1; }
-  local same=yes per="" checks="" umounts="" gone=""
+  local same=yes per="" checks="" umounts="" gone="" ts
   for ((k = 1; k <= nodes; k++)); do
-    t0=$(now)
+    ts=$(now)
     timeout "$tmo" cmp -s "${mnts[k]}/base.gguf" "$work/base.gguf" || same=no
-    checks+="${checks:+ }$(calc "$(now) - $t0" %.1f)"
+    checks+="${checks:+ }$(calc "$(now) - $ts" %.1f)"
     per+="${per:+, }node $k $(calc "($(pstat "${purl[k]}" get_body_bytes) - ${nb0[k]}) / 1e6" %.1f) MB"
   done
   for ((k = 1; k <= nodes; k++)); do
-    t0=$(now)
+    ts=$(now)
     timeout 60 "$mfs" --store "$work/$p-n$k" umount "${mnts[k]}" >"$work/$p-umount$k.log" 2>&1 ||
       { echo "s3-bench: umount of ${mnts[k]} failed: $(cat "$work/$p-umount$k.log")" >&2; umount -l "${mnts[k]}" || true; }
-    umounts+="${umounts:+ }$(calc "$(now) - $t0" %.1f)"
+    umounts+="${umounts:+ }$(calc "$(now) - $ts" %.1f)"
   done
   # The mount processes seal what they filled as they exit.
   for ((k = 1; k <= nodes; k++)); do gone+="${gone:+ }$(wait_gone "${mpid[k]}" 120)"; done
