@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::id::{ChunkId, ManifestId, PackId};
+use crate::trust::TrustError;
 
 /// Shorthand for results of library functions.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -190,6 +191,21 @@ pub enum Error {
         "store {0} is not writable by this user (permission denied); run the command as its owner"
     )]
     NotWritable(PathBuf),
+    /// A key, a signature or a release failed (see [`TrustError`]).
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The audit log fails a check: an entry was edited, removed, reordered or cut off.
+    #[error("audit log {path}: entry {entry} (line {line}) {reason}")]
+    AuditBroken {
+        /// The log file.
+        path: PathBuf,
+        /// The first bad entry, by its place in the chain.
+        entry: u64,
+        /// The line where the problem shows.
+        line: u64,
+        /// What is wrong, and what it means.
+        reason: String,
+    },
     /// The store is on read-only media and the operation writes.
     #[error("store {0} is read-only; this command needs to write to it")]
     ReadOnlyStore(PathBuf),

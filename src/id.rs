@@ -1,7 +1,7 @@
 //! Identifier newtypes.
 //!
-//! Owns [`ChunkId`], [`ManifestId`] (blake3 digests of content), [`PackId`] and [`StoreId`] (random
-//! names): their hex form for file names and messages, parsing, and serde. Nothing else: how ids are
+//! Owns [`ChunkId`], [`ManifestId`] (blake3 digests of content), [`Digest`] (a whole file's
+//! blake3 or sha256), [`PackId`] and [`StoreId`] (random names): their hex form for file names and messages, parsing, and serde. Nothing else: how ids are
 //! computed belongs to `codec` and `format`.
 
 use std::fmt;
@@ -92,6 +92,11 @@ define_id!(
     /// Random identity of a store, fixed at `init`.
     StoreId,
     16
+);
+define_id!(
+    /// A 32-byte digest of a whole file (its blake3 or sha256), as release statements list them.
+    Digest,
+    32
 );
 
 impl ChunkId {

@@ -34,7 +34,7 @@ use crate::store::pack::{PackWriter, SealedPack};
 use crate::store::paths::{CATALOG_FILE, machine_cache_dir};
 use crate::store::registry::ModelSpec;
 use crate::store::{InitOptions, Store, new_config, now_unix};
-use crate::transfer::{ImportReport, add_versions, copy_runs, plan_import, runs};
+use crate::transfer::{Admission, ImportReport, copy_runs, plan_import, runs};
 
 /// Size of the packs a publish writes: small enough that a rerun after a kill re-sends little.
 const PUBLISH_PACK_BYTES: u64 = 64 << 20;
@@ -59,7 +59,7 @@ pub fn publish(
         info!(bucket = bucket.base(), "created a store in the bucket");
     }
     let remote = Remote::over(bucket.clone())?;
-    let plan = plan_import(src, &remote, selection)?;
+    let plan = plan_import(src, &remote, selection, Admission::open())?;
     let mut packs = fetch_catalog(&bucket)?.packs;
     let staging = machine_cache_dir(&src.config().store_id)?.join(format!(
         "publish-{}",
@@ -102,8 +102,9 @@ pub fn publish(
         // The commit: only while this publisher still holds the lock.
         lock.check()?;
         let mut registry = fetch_registry(&bucket)?;
-        add_versions(&mut registry, plan.versions.clone())?;
+        plan.commit_to(&mut registry)?;
         registry.generation += 1;
+        registry.version = registry::needed_version(&registry);
         bucket.put(
             CATALOG_FILE,
             catalog::encode(&Catalog::new(registry.generation, packs.clone())),

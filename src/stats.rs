@@ -1,16 +1,21 @@
 //! Where a store's bytes go: totals for `modelfs stats` and sizes for `modelfs ls`.
 //!
-//! Owns [`store_stats`]. Reads the registry, manifests and pack sizes; changes nothing.
+//! Owns [`store_stats`], [`StatsCache`] (the same totals for a long-running process: the mount's
+//! `--metrics` gauges) and [`StoreStats::totals`], the one list of totals both `stats --json` and
+//! the `modelfs_store_*` gauges are named after. Reads the registry, manifests and pack sizes;
+//! changes nothing.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::error::Result;
 use crate::format::pack::RECORD_HEADER_LEN;
+use crate::format::registry::Registry;
 use crate::id::ChunkId;
 use crate::store::Store;
 
 /// Totals of a store.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
     /// Models.
     pub models: usize,
@@ -30,6 +35,27 @@ pub struct StoreStats {
     pub packs: usize,
 }
 
+/// One total of a store: its name (the `stats --json` key; `modelfs_store_NAME` is its gauge),
+/// what it counts, and its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Total {
+    /// Key in `stats --json`, and the gauge's name after `modelfs_store_`.
+    pub name: &'static str,
+    /// What it counts (the gauge's help text).
+    pub help: &'static str,
+    /// Its value.
+    pub value: TotalValue,
+}
+
+/// A count, or the dedup ratio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TotalValue {
+    /// Models, files, bytes, chunks, packs.
+    Count(u64),
+    /// logical / stored.
+    Ratio(f64),
+}
+
 impl StoreStats {
     /// logical / stored: how many times over the store's packs would be needed without it.
     pub fn dedup_ratio(&self) -> f64 {
@@ -39,11 +65,84 @@ impl StoreStats {
             self.logical_bytes as f64 / self.stored_bytes as f64
         }
     }
+
+    /// Every total, named as `stats --json` and the mount's `modelfs_store_*` gauges name it.
+    pub fn totals(&self) -> [Total; 9] {
+        let count = |name, help, value: u64| Total {
+            name,
+            help,
+            value: TotalValue::Count(value),
+        };
+        [
+            count("models", "Models in the store", self.models as u64),
+            count(
+                "versions",
+                "Versions across all models",
+                self.versions as u64,
+            ),
+            count("files", "Files across all versions", self.files as u64),
+            count(
+                "logical_bytes",
+                "Sum of file sizes across all versions: what the models take without modelfs",
+                self.logical_bytes,
+            ),
+            count("chunks", "Distinct chunks the models refer to", self.chunks),
+            count(
+                "unique_bytes",
+                "Decoded size of the distinct chunks the models refer to",
+                self.unique_bytes,
+            ),
+            count(
+                "stored_bytes",
+                "Size of all pack files (compressed chunks, tables, unreclaimed garbage)",
+                self.stored_bytes,
+            ),
+            count("packs", "Pack files", self.packs as u64),
+            Total {
+                name: "dedup_ratio",
+                help: "Logical bytes over stored bytes",
+                value: TotalValue::Ratio(self.dedup_ratio()),
+            },
+        ]
+    }
 }
 
 /// Computes the totals of `store`.
 pub fn store_stats(store: &Store) -> Result<StoreStats> {
-    let registry = store.registry()?;
+    let mut stats = registry_stats(store, &store.registry()?)?;
+    add_pack_stats(store, &mut stats)?;
+    Ok(stats)
+}
+
+/// The totals of `store` for a process that asks again and again (a scrape every few seconds):
+/// what comes from manifests is read again only when the registry's generation changes; pack
+/// sizes are listed each time (`gc`, `--fill` and `import` change them without a new registry).
+#[derive(Debug, Default)]
+pub struct StatsCache {
+    by_registry: Mutex<Option<(u64, StoreStats)>>,
+}
+
+impl StatsCache {
+    /// The totals of `store` now.
+    pub fn stats(&self, store: &Store) -> Result<StoreStats> {
+        let registry = store.registry()?;
+        let mut cached = self.by_registry.lock().expect("stats cache poisoned");
+        let mut stats = match cached.as_ref() {
+            Some((generation, stats)) if *generation == registry.generation => stats.clone(),
+            _ => {
+                let stats = registry_stats(store, &registry)?;
+                *cached = Some((registry.generation, stats.clone()));
+                stats
+            }
+        };
+        drop(cached);
+        add_pack_stats(store, &mut stats)?;
+        Ok(stats)
+    }
+}
+
+/// The totals `registry` and its manifests give (all but the packs).
+fn registry_stats(store: &Store, registry: &Registry) -> Result<StoreStats> {
     let mut stats = StoreStats {
         models: registry.models.len(),
         ..StoreStats::default()
@@ -64,10 +163,15 @@ pub fn store_stats(store: &Store) -> Result<StoreStats> {
     }
     stats.chunks = chunks.len() as u64;
     stats.unique_bytes = chunks.values().map(|&len| u64::from(len)).sum();
+    Ok(stats)
+}
+
+/// Fills in the pack totals of `stats` from the pack files as they are now.
+fn add_pack_stats(store: &Store, stats: &mut StoreStats) -> Result<()> {
     let packs = store.pack_files()?;
     stats.packs = packs.len();
     stats.stored_bytes = packs.iter().map(|(_, bytes)| bytes).sum();
-    Ok(stats)
+    Ok(())
 }
 
 /// Where the bytes of one model, or one version of it, go.

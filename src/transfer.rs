@@ -9,8 +9,10 @@
 //! `run_size` (4 MiB; 16 MiB from an object store) —
 //! by several workers at once; each record is verified before it is appended. Copied chunks are
 //! sealed into indexed packs as they arrive (and a pack left unsealed by kill -9 is salvaged by
-//! the next writer), so an interrupted import keeps what arrived and a rerun copies only the rest.
-//! Nothing is visible until the registry commit.
+//! the next writer), so an interrupted pull keeps what arrived and a rerun fetches only the rest;
+//! an import from a directory (a stick, an update pack) that fails instead removes what it wrote,
+//! leaving the store exactly as it was. Nothing is visible until the registry commit, which adds
+//! every version of the import at once.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -22,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::pack::{RECORD_HEADER_LEN, RecordHeader};
 use crate::format::registry::{ModelEntry, Registry, VersionEntry};
+use crate::format::release::Statement;
 use crate::id::{ChunkId, ManifestId};
 use crate::progress::Progress;
 use crate::source::{Place, Source};
@@ -30,6 +33,31 @@ use crate::store::fsutil::write_atomic_with;
 use crate::store::registry::{ModelSpec, resolve};
 use crate::store::sink::PackSink;
 use crate::store::{Access, InitOptions, Store};
+use crate::trust::policy::Keyring;
+use crate::trust::release::{self, Accepted};
+
+/// How an import judges the releases it brings in.
+#[derive(Clone, Copy)]
+pub struct Admission<'a> {
+    /// The destination's trusted keys; `None` (or a keyring without keys): no policy, releases
+    /// are carried as they are.
+    pub keyring: Option<&'a Keyring>,
+    /// Take a release whose sequence number is not above the high-water mark.
+    pub allow_downgrade: bool,
+    /// Unix seconds now, for expiry.
+    pub now: u64,
+}
+
+impl Admission<'_> {
+    /// No policy: every version is taken, signed or not.
+    pub fn open() -> Admission<'static> {
+        Admission {
+            keyring: None,
+            allow_downgrade: false,
+            now: crate::store::now_unix(),
+        }
+    }
+}
 
 /// What an import will copy.
 pub struct ImportPlan {
@@ -42,6 +70,12 @@ pub struct ImportPlan {
     pub(crate) needed: Vec<(ChunkId, Place)>,
     /// Bytes the missing chunks take in the source's packs: what will be copied.
     pub needed_bytes: u64,
+    /// Releases that passed the destination's policy, whose high-water marks the commit raises.
+    pub accepted: Vec<Accepted>,
+    /// Releases taken below the high-water mark under `--allow-downgrade`, as `MODEL@VERSION`.
+    pub downgrades: Vec<String>,
+    /// The source's Hugging Face repo id of each model added, given to models that have none.
+    pub(crate) hf_repos: Vec<(String, String)>,
 }
 
 impl ImportPlan {
@@ -54,6 +88,82 @@ impl ImportPlan {
     pub fn needed_chunks(&self) -> usize {
         self.needed.len()
     }
+
+    /// Applies the plan to the destination's registry: adds the versions, raises the high-water
+    /// marks of the releases it accepted, and gives added models the source's repo id.
+    pub(crate) fn commit_to(&self, registry: &mut Registry) -> Result<()> {
+        add_versions(registry, self.versions.clone())?;
+        for ok in &self.accepted {
+            release::raise_high_water(registry, &ok.statement);
+        }
+        for (model, repo) in &self.hf_repos {
+            if let Some(entry) = registry.models.get_mut(model) {
+                entry.hf_repo.get_or_insert_with(|| repo.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The versions the import adds, as (model, version).
+    pub fn added(&self) -> Vec<(String, String)> {
+        self.versions
+            .iter()
+            .map(|(model, v)| (model.clone(), v.version.clone()))
+            .collect()
+    }
+
+    /// Narrows the plan to what another store lacks (an update pack for a site): drops the
+    /// versions `drop_version` picks (with their releases and the manifests and chunks only they
+    /// use), then the chunks `held` says that store has. Returns the chunks dropped for `held` and
+    /// the bytes they take in the source's packs.
+    pub fn narrow(
+        &mut self,
+        drop_version: impl Fn(&str, &VersionEntry) -> bool,
+        held: impl Fn(&ChunkId) -> bool,
+    ) -> (usize, u64) {
+        self.versions.retain(|(model, v)| !drop_version(model, v));
+        let kept: HashSet<(&str, &str)> = self
+            .versions
+            .iter()
+            .map(|(model, v)| (model.as_str(), v.version.as_str()))
+            .collect();
+        self.accepted.retain(|ok| {
+            kept.contains(&(
+                ok.statement.model.as_str(),
+                ok.statement.model_version.as_str(),
+            ))
+        });
+        self.downgrades.retain(|release| {
+            release
+                .split_once('@')
+                .is_some_and(|(model, version)| kept.contains(&(model, version)))
+        });
+        let used: HashSet<ManifestId> = self
+            .versions
+            .iter()
+            .flat_map(|(_, v)| v.files.iter().map(|f| f.manifest))
+            .collect();
+        self.manifests.retain(|(id, _)| used.contains(id));
+        let live: HashSet<ChunkId> = self
+            .manifests
+            .iter()
+            .flat_map(|(_, m)| m.chunks.iter().map(|c| c.id))
+            .collect();
+        self.needed.retain(|(id, _)| live.contains(id));
+        let (elsewhere, needed): (Vec<_>, Vec<_>) =
+            self.needed.drain(..).partition(|(id, _)| held(id));
+        self.needed = needed;
+        self.needed_bytes = stored_bytes(&self.needed);
+        (elsewhere.len(), stored_bytes(&elsewhere))
+    }
+}
+
+/// Bytes `records` take in their packs, headers included.
+fn stored_bytes(records: &[(ChunkId, Place)]) -> u64 {
+    records
+        .iter()
+        .map(|(_, p)| RECORD_HEADER_LEN as u64 + u64::from(p.location.stored_len))
+        .sum()
 }
 
 /// What an import did.
@@ -65,15 +175,19 @@ pub struct ImportReport {
     pub chunks_copied: usize,
     /// Bytes copied (as stored).
     pub bytes_copied: u64,
+    /// Releases taken below their high-water mark under `--allow-downgrade`.
+    pub downgrades: Vec<String>,
 }
 
 /// Works out what importing `selection` (every model if empty; a bare name means all its
 /// versions) from `src` into `dst` needs. Fails before copying anything if a version name is taken
-/// in `dst` by different files.
+/// in `dst` by different files, or if a release fails `admission` (then nothing is copied: an
+/// update pack comes in whole or not at all).
 pub fn plan_import(
     src: &dyn Source,
     dst: &dyn Source,
     selection: &[ModelSpec],
+    admission: Admission<'_>,
 ) -> Result<ImportPlan> {
     let src_root = PathBuf::from(src.describe());
     let registry = src.registry()?;
@@ -153,11 +267,32 @@ pub fn plan_import(
             }
         }
     }
+    let (accepted, downgrades) = admit(&versions, &manifests, &existing, admission)?;
+    let hf_repos = versions
+        .iter()
+        .filter_map(|(model, _)| {
+            let repo = registry.models.get(model)?.hf_repo.clone()?;
+            Some((model.clone(), repo))
+        })
+        .collect();
     let ids: Vec<ChunkId> = wanted.keys().copied().collect();
     let mut needed = Vec::new();
     for batch in ids.chunks(4096) {
-        let (have, source) = (dst.locate(batch)?, src.locate(batch)?);
-        for ((id, have), source) in batch.iter().zip(have).zip(source) {
+        let have = dst.locate(batch)?;
+        // Only what the destination lacks is looked up in the source: an update pack holds little
+        // of a version, and a remote source reads pack tables until it finds every id asked for.
+        let lacking: Vec<ChunkId> = batch
+            .iter()
+            .zip(&have)
+            .filter_map(|(id, have)| have.is_none().then_some(*id))
+            .collect();
+        let mut found = src.locate(&lacking)?.into_iter();
+        for (id, have) in batch.iter().zip(have) {
+            let source = if have.is_none() {
+                found.next().flatten()
+            } else {
+                None
+            };
             // Manifests that claim another length than the chunk has would make every read of
             // their files fail here: they are not copied.
             let holds = have.or(source).map(|p| p.location.raw_len);
@@ -174,7 +309,11 @@ pub fn plan_import(
                 let place = source.ok_or_else(|| {
                     Error::corrupt(
                         src_root.join("manifests"),
-                        format!("a manifest lists chunk {id}, which no pack of this store holds"),
+                        format!(
+                            "a manifest lists chunk {id}, which neither this store nor {} holds \
+                             (an update pack made for a store that has more?)",
+                            dst.describe()
+                        ),
                     )
                 })?;
                 needed.push((*id, place));
@@ -182,17 +321,52 @@ pub fn plan_import(
         }
     }
     needed.sort_by_key(|(_, p)| (p.layer, p.location.pack, p.location.offset));
-    let needed_bytes = needed
-        .iter()
-        .map(|(_, p)| RECORD_HEADER_LEN as u64 + u64::from(p.location.stored_len))
-        .sum();
+    let needed_bytes = stored_bytes(&needed);
     Ok(ImportPlan {
         versions,
         versions_present,
         manifests,
         needed,
         needed_bytes,
+        accepted,
+        downgrades,
+        hf_repos,
     })
+}
+
+/// Judges the releases of `versions` by `admission` against the destination's registry
+/// `existing`: every version needs a release that passes the keyring, and a sequence number above
+/// the high-water mark unless downgrades are allowed. Without a policy, nothing is judged.
+fn admit(
+    versions: &[(String, VersionEntry)],
+    manifests: &[(ManifestId, Manifest)],
+    existing: &Registry,
+    admission: Admission<'_>,
+) -> Result<(Vec<Accepted>, Vec<String>)> {
+    let Some(keyring) = admission.keyring.filter(|k| k.is_active()) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let by_id: HashMap<&ManifestId, &Manifest> = manifests.iter().map(|(id, m)| (id, m)).collect();
+    let mut lookup = |id: &ManifestId| {
+        by_id
+            .get(id)
+            .map(|m| (*m).clone())
+            .ok_or(Error::MissingManifest(*id))
+    };
+    let (mut accepted, mut downgrades) = (Vec::new(), Vec::new());
+    for (model, version) in versions {
+        let refused = |reason| Error::from(release::refused(model, &version.version, reason));
+        let ok =
+            release::check(model, version, keyring, admission.now, &mut lookup).map_err(refused)?;
+        if let Err(reason) = release::check_sequence(existing, &ok.statement) {
+            if !admission.allow_downgrade {
+                return Err(refused(reason));
+            }
+            downgrades.push(format!("{model}@{}", version.version));
+        }
+        accepted.push(ok);
+    }
+    Ok((accepted, downgrades))
 }
 
 /// Appended bytes after which the open pack is handed to the kernel (a kill loses at most this
@@ -235,31 +409,35 @@ pub fn run_import(
     .and_then(|()| sink.seal());
     progress.finish();
     if let Err(e) = copied {
-        // Keep what arrived (sealed and indexed), so a rerun copies only the rest.
-        let _ = sink.seal();
+        match src.traffic() {
+            // From the network, keep what arrived (sealed and indexed), so a rerun fetches
+            // only the rest.
+            Some(_) => {
+                let _ = sink.seal();
+            }
+            // From a stick or an update pack, a rerun costs a local read: leave the store
+            // exactly as it was.
+            None => sink.roll_back(),
+        }
         return Err(e);
     }
     for (_, manifest) in &plan.manifests {
         dst.put_manifest(manifest)?;
     }
     report.versions_added = plan.versions.len();
-    dst.update_registry(|registry| add_versions(registry, plan.versions))?;
+    report.downgrades = plan.downgrades.clone();
+    dst.update_registry(|registry| plan.commit_to(registry))?;
     Ok(report)
 }
 
 /// Adds `versions` to `registry`; a version name taken by other files is an error, the same
 /// files are fine (already there).
-pub(crate) fn add_versions(
-    registry: &mut Registry,
-    versions: Vec<(String, VersionEntry)>,
-) -> Result<()> {
+fn add_versions(registry: &mut Registry, versions: Vec<(String, VersionEntry)>) -> Result<()> {
     for (model, version) in versions {
         let entry = registry
             .models
             .entry(model.clone())
-            .or_insert_with(|| ModelEntry {
-                versions: Vec::new(),
-            });
+            .or_insert_with(|| ModelEntry::new(Vec::new()));
         match entry.versions.iter().find(|v| v.version == version.version) {
             Some(other) if other.files == version.files => {}
             Some(_) => {
@@ -268,10 +446,29 @@ pub(crate) fn add_versions(
                     version: version.version,
                 });
             }
-            None => entry.versions.push(version),
+            None => {
+                // A new version is what the bare name means again, whatever was rolled back to;
+                // a signed release goes before the releases of its channel with higher sequence
+                // numbers, so an older release taken late does not become the newest.
+                entry.current = None;
+                let at = release_order(&version).and_then(|(channel, sequence)| {
+                    entry.versions.iter().position(|v| {
+                        release_order(v).is_some_and(|(c, s)| c == channel && s > sequence)
+                    })
+                });
+                entry
+                    .versions
+                    .insert(at.unwrap_or(entry.versions.len()), version);
+            }
         }
     }
     Ok(())
+}
+
+/// The channel and sequence number a version's statement claims, if it has a readable one.
+fn release_order(version: &VersionEntry) -> Option<(String, u64)> {
+    let statement = Statement::decode(&version.release.as_ref()?.statement).ok()?;
+    Some((statement.channel, statement.sequence))
 }
 
 /// Groups needed records (sorted by place) into runs: neighbours in one pack, at most
@@ -395,21 +592,27 @@ pub fn pack(
     selection: &[ModelSpec],
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    let options = InitOptions {
-        chunking: src.config().chunking,
-        pack_target_bytes: src.config().pack_target_bytes,
-        compression: src.config().compression,
-    };
     if dest.exists() && crate::store::read_config(dest).is_err() && !holds_only_a_new_store(dest) {
         return Err(Error::BadInput {
             path: dest.to_owned(),
             reason: "is not empty and not a modelfs store; pick an empty folder".into(),
         });
     }
-    Store::init(dest, options)?;
-    let dst = Store::open(dest, Access::Write)?;
-    let plan = plan_import(src, &dst, selection)?;
+    let dst = store_like(src, dest)?;
+    let plan = plan_import(src, &dst, selection, Admission::open())?;
     run_import(src, &dst, plan, 1, progress)
+}
+
+/// Creates (or reuses) a store at `dest` with `src`'s chunking, pack size and compression, so
+/// chunks copied into it keep their ids and records; opens it to write.
+pub(crate) fn store_like(src: &Store, dest: &Path) -> Result<Store> {
+    let options = InitOptions {
+        chunking: src.config().chunking,
+        pack_target_bytes: src.config().pack_target_bytes,
+        compression: src.config().compression,
+    };
+    Store::init(dest, options)?;
+    Store::open(dest, Access::Write)
 }
 
 /// Whether `dest` is empty, or holds only what an interrupted `init` of a store leaves there

@@ -7,12 +7,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The portable-store tests also write exFAT and FAT images and mount them through FUSE drivers;
 # the shared-store test serves a store over sshfs from an sshd on loopback; the network tests run
-# nginx on loopback and network namespaces joined by veth pairs (iproute2).
-tools/setup-deps.sh exfatprogs exfat-fuse dosfstools fusefat sshfs openssh-server nginx curl iproute2
+# nginx on loopback and network namespaces joined by veth pairs (iproute2); the trust tests sign
+# with a key held in SoftHSM2 through PKCS#11 (softhsm2).
+tools/setup-deps.sh exfatprogs exfat-fuse dosfstools fusefat sshfs openssh-server nginx curl iproute2 softhsm2 prometheus
 # The object-store tests run a single-node Garage on loopback; tools/garage.sh builds it once into
 # ~/.cache/modelfs-garage (cargo install --locked garage) and prints its path.
 MODELFS_GARAGE=$(tools/garage.sh)
 export MODELFS_GARAGE
+# The view tests drive the real Hugging Face libraries from PyPI against the mount (huggingface_hub,
+# tokenizers, safetensors, numpy, transformers without torch): a virtualenv in
+# ~/.cache/modelfs-venv, made once and reused; MODELFS_PYTHON names its python.
+venv="$HOME/.cache/modelfs-venv"
+if ! "$venv/bin/python" -c 'import huggingface_hub, tokenizers, safetensors.numpy, numpy, transformers' 2>/dev/null; then
+  command -v python3 >/dev/null || tools/setup-deps.sh python3 python3-venv
+  python3 -m venv "$venv" || { rm -rf "$venv"; tools/setup-deps.sh python3-venv; python3 -m venv "$venv"; }
+  "$venv/bin/pip" install -q --disable-pip-version-check huggingface_hub tokenizers safetensors numpy transformers
+fi
+MODELFS_PYTHON="$venv/bin/python"
+export MODELFS_PYTHON
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done

@@ -1,15 +1,18 @@
-//! `modelfs add NAME PATH [--version V]`.
+//! `modelfs add NAME PATH [--version V] [--hf-repo ORG/NAME]`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use modelfs::Access;
-use modelfs::ingest::{AddRequest, add};
+use modelfs::audit::{self, Action, Change};
+use modelfs::ingest::{AddOptions, AddRequest, add_with};
 
 use super::{human_bytes, open_store};
 
 #[derive(Debug, clap::Args)]
+// `--version` names the model's version here, not modelfs's.
+#[command(disable_version_flag = true)]
 pub struct Args {
     /// Model name: letters, digits, '.', '_' and '-'.
     name: String,
@@ -18,6 +21,10 @@ pub struct Args {
     /// Version name [default: v1, v2, … in order].
     #[arg(long)]
     version: Option<String>,
+    /// Hugging Face repo id the mount shows the model under in `.hf/hub` (for HF_HUB_CACHE),
+    /// e.g. acme/tiny [default: modelfs/NAME; once set, kept by later versions].
+    #[arg(long, value_name = "ORG/NAME")]
+    hf_repo: Option<String>,
 }
 
 pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
@@ -28,7 +35,10 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         source: args.path,
     };
     let started = std::time::Instant::now();
-    let report = add(&store, &request, &super::Bar::new())
+    let options = AddOptions {
+        hf_repo: args.hf_repo,
+    };
+    let report = add_with(&store, &request, &options, &super::Bar::new())
         .with_context(|| format!("cannot add model {:?}", args.name))?;
     for name in &report.not_models {
         eprintln!(
@@ -37,6 +47,12 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let seconds = started.elapsed().as_secs_f64();
+    audit::record(
+        &store,
+        Change::new(Action::Add)
+            .release(&report.model, Some(&report.version))
+            .detail(format!("from {}", request.source.display())),
+    )?;
     let reused = report.logical_bytes - report.new_bytes;
     out!(
         "added {}@{}: {} file{}, {} in {:.1} s ({:.0} MB/s)",

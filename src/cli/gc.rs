@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use modelfs::Access;
+use modelfs::audit::{self, Action, Change};
 use modelfs::store::gc::gc;
 
 use super::{human_bytes, open_store};
@@ -13,7 +14,21 @@ pub struct Args {}
 
 pub fn run(store_dir: &Path, _args: Args) -> anyhow::Result<ExitCode> {
     let store = open_store(store_dir, Access::Write)?;
-    let report = gc(&store)?;
+    let report = gc(&store, &super::Bar::new())?;
+    for pruned in &report.versions_pruned {
+        out!("dropped {pruned}: older than the versions its model keeps (`modelfs keep NAME N`)");
+    }
+    audit::record(
+        &store,
+        Change::new(Action::Gc).detail(format!(
+            "freed {} bytes; dropped versions: {}",
+            report.bytes_before.saturating_sub(report.bytes_after),
+            match report.versions_pruned.is_empty() {
+                true => "none".to_owned(),
+                false => report.versions_pruned.join(" "),
+            }
+        )),
+    )?;
     out!(
         "packs: {} dropped, {} rewritten{}; manifests removed: {}; pack bytes {} -> {} (freed {})",
         report.packs_dropped,

@@ -4,10 +4,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use modelfs::Access;
+use modelfs::audit::{self, Action, Change};
 use modelfs::source::{SourceAddr, addr};
 use modelfs::store::registry::ModelSpec;
-use modelfs::transfer::{plan_import, run_import};
+use modelfs::transfer::{Admission, ImportReport, plan_import, run_import};
+use modelfs::trust::policy::Keyring;
+use modelfs::{Access, Store};
 
 use super::net::NetArgs;
 use super::{Bar, human_bytes, open_store};
@@ -24,7 +26,56 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     #[command(flatten)]
+    admit: AdmitArgs,
+    #[command(flatten)]
     net: NetArgs,
+}
+
+/// How `import` and `pull` treat releases under the store's trust policy.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdmitArgs {
+    /// Take a signed release even if its sequence number is not above the highest this store
+    /// has accepted for the model and channel (a rollback to an older release; logged).
+    #[arg(long)]
+    allow_downgrade: bool,
+}
+
+impl AdmitArgs {
+    /// The admission rules for `store`, with its keyring.
+    pub fn admission<'k>(&self, keyring: &'k Keyring) -> Admission<'k> {
+        Admission {
+            keyring: Some(keyring),
+            allow_downgrade: self.allow_downgrade,
+            now: modelfs::store::now_unix(),
+        }
+    }
+}
+
+/// Logs an import or pull in the audit log: one entry per version added, naming downgrades.
+pub fn audit_import(
+    store: &Store,
+    action: Action,
+    from: &str,
+    added: &[(String, String)],
+    report: &ImportReport,
+) -> anyhow::Result<()> {
+    for (model, version) in added {
+        let release = format!("{model}@{version}");
+        let mut detail = format!("from {from}");
+        if report.downgrades.contains(&release) {
+            eprintln!(
+                "warning: {release} is older than a release this store accepted before (--allow-downgrade)"
+            );
+            detail.push_str("; downgrade allowed");
+        }
+        audit::record(
+            store,
+            Change::new(action)
+                .release(model, Some(version))
+                .detail(detail),
+        )?;
+    }
+    Ok(())
 }
 
 /// Parses `--models` values.
@@ -41,7 +92,14 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let source = addr::open(&from, &args.net.http_options()?)
         .with_context(|| format!("cannot read {from}"))?;
     let store = open_store(store_dir, Access::Write)?;
-    let plan = plan_import(source.as_ref(), &store, &selection)?;
+    let keyring = store.keyring()?;
+    let plan = plan_import(
+        source.as_ref(),
+        &store,
+        &selection,
+        args.admit.admission(&keyring),
+    )?;
+    let added = plan.added();
     out!(
         "{} version(s) to add ({} already here); copying {} in {} chunks",
         plan.versions_to_add(),
@@ -62,6 +120,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             args.source
         )
     })?;
+    audit_import(&store, Action::Import, &args.source, &added, &report)?;
     out!(
         "imported {} version(s): copied {} in {} chunks",
         report.versions_added,

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use modelfs::Access;
 use modelfs::format::registry::VersionEntry;
 use modelfs::stats::{ModelUsage, Usage, model_usage};
-use modelfs::store::registry::{mounted_name, resolve};
+use modelfs::store::now_unix;
+use modelfs::store::registry::{current_version, hf_repo_of, mounted_name, resolve};
+use modelfs::trust::release::{ReleaseStatus, status};
 use serde::Serialize;
 
 use super::{human_bytes, human_time, open_store};
@@ -31,6 +33,9 @@ struct ModelJson<'a> {
     name: &'a str,
     /// Path of the newest version in the mount.
     mounted_as: String,
+    /// Hugging Face repo id the mount's `.hf/hub` view shows the model under (`null`: none, its
+    /// default `modelfs/NAME` is not a valid repo id).
+    hf_repo: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<Usage>,
     versions: Vec<VersionJson<'a>>,
@@ -41,9 +46,73 @@ struct VersionJson<'a> {
     version: &'a str,
     added_unix: u64,
     size: u64,
+    /// Whether a bare name means this version.
+    current: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release: Option<ReleaseJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<Usage>,
     files: Vec<FileJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReleaseJson {
+    channel: Option<String>,
+    sequence: Option<u64>,
+    expires_unix: Option<u64>,
+    signers: Vec<SignerJson>,
+    /// `ok`, or why the store's policy would refuse it.
+    verdict: String,
+}
+
+#[derive(Serialize)]
+struct SignerJson {
+    key: String,
+    /// Signed by a key this store trusts, and the signature verifies.
+    trusted: bool,
+}
+
+impl ReleaseJson {
+    fn new(status: ReleaseStatus) -> ReleaseJson {
+        ReleaseJson {
+            channel: status.statement.as_ref().map(|s| s.channel.clone()),
+            sequence: status.statement.as_ref().map(|s| s.sequence),
+            expires_unix: status.statement.as_ref().and_then(|s| s.expires_unix),
+            signers: status
+                .signers
+                .iter()
+                .map(|(key, trusted)| SignerJson {
+                    key: key.to_string(),
+                    trusted: *trusted,
+                })
+                .collect(),
+            verdict: match &status.verdict {
+                Ok(()) => "ok".into(),
+                Err(reason) => reason.to_string(),
+            },
+        }
+    }
+
+    /// One word or two for the table: `stable#3 by KEY` or `BAD`.
+    fn short(&self) -> String {
+        if self.verdict != "ok" {
+            return "REFUSED".into();
+        }
+        let keys: Vec<String> = self
+            .signers
+            .iter()
+            .map(|s| match s.trusted {
+                true => s.key.clone(),
+                false => format!("{}(untrusted)", s.key),
+            })
+            .collect();
+        format!(
+            "{}#{} by {}",
+            self.channel.as_deref().unwrap_or("?"),
+            self.sequence.unwrap_or(0),
+            keys.join(",")
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -93,13 +162,12 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .collect(),
         false => HashMap::new(),
     };
+    let keyring = store.keyring()?;
+    let now = now_unix();
     let mut models = Vec::new();
     for (name, entry) in selected {
         let model_usage = usage.get(name.as_str());
-        let newest = entry
-            .versions
-            .last()
-            .expect("a registered model has a version");
+        let current = current_version(entry).expect("a registered model has a version");
         let mut versions = Vec::new();
         for (i, version) in entry.versions.iter().enumerate() {
             let mut files = Vec::new();
@@ -116,17 +184,21 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                     blake3: digests.as_ref().map(|m| hex(&m.blake3)),
                 });
             }
+            let release = status(name, version, &keyring, now, &mut |id| store.manifest(id));
             versions.push(VersionJson {
                 version: &version.version,
                 added_unix: version.added_unix,
                 size: version_size(version),
+                current: version.version == current.version,
+                release: release.map(ReleaseJson::new),
                 usage: model_usage.map(|u| u.versions[i].1),
                 files,
             });
         }
         models.push(ModelJson {
             name,
-            mounted_as: mounted_name(name, newest),
+            mounted_as: mounted_name(name, current),
+            hf_repo: hf_repo_of(name, entry),
             usage: model_usage.map(|u| u.total),
             versions,
         });
@@ -136,16 +208,32 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         out!("{}", serde_json::to_string_pretty(&models)?);
     } else if detailed {
         for model in &models {
+            out!(
+                "{}: Hugging Face repo {}",
+                model.name,
+                model
+                    .hf_repo
+                    .as_deref()
+                    .unwrap_or("none (set one with add --hf-repo)")
+            );
             for version in &model.versions {
                 out!(
-                    "{}@{}  added {}  {} file{}  {}",
+                    "{}@{}{}  added {}  {} file{}  {}  {}",
                     model.name,
                     version.version,
+                    if version.current { " (current)" } else { "" },
                     human_time(version.added_unix),
                     version.files.len(),
                     if version.files.len() == 1 { "" } else { "s" },
                     human_bytes(version.size),
+                    version
+                        .release
+                        .as_ref()
+                        .map_or("unsigned".to_owned(), ReleaseJson::short),
                 );
+                if let Some(release) = version.release.as_ref().filter(|r| r.verdict != "ok") {
+                    out!("  release refused: {}", release.verdict);
+                }
                 if let Some(usage) = version.usage {
                     out!("  {}", usage_line(&usage));
                 }
@@ -163,28 +251,34 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         out!("no models yet; add one with `modelfs add NAME PATH`");
     } else {
         out!(
-            "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  MOUNTED AS",
+            "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {:<24}  SIGNED",
             "MODEL",
             "VERSIONS",
-            "NEWEST",
+            "CURRENT",
             "FILES",
             "SIZE",
-            "ADDED"
+            "ADDED",
+            "MOUNTED AS"
         );
         for model in &models {
-            let newest = model
+            let current = model
                 .versions
-                .last()
-                .expect("a registered model has a version");
+                .iter()
+                .find(|v| v.current)
+                .expect("a registered model has a current version");
             out!(
-                "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {}",
+                "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {:<24}  {}",
                 model.name,
                 model.versions.len(),
-                newest.version,
-                newest.files.len(),
-                human_bytes(newest.size),
-                human_time(newest.added_unix),
+                current.version,
+                current.files.len(),
+                human_bytes(current.size),
+                human_time(current.added_unix),
                 model.mounted_as,
+                current
+                    .release
+                    .as_ref()
+                    .map_or("-".to_owned(), ReleaseJson::short),
             );
             if let Some(usage) = model.usage {
                 out!("  all versions: {}", usage_line(&usage));

@@ -44,6 +44,10 @@ pub struct Args {
     /// bytes per network source).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Show only model versions whose releases are signed to the store's trust policy (enough
+    /// trusted signatures, statement matching the files, not expired); others are hidden.
+    #[arg(long)]
+    require_signed: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -81,6 +85,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         daemon: args.daemon,
         log: args.log,
         metrics: args.metrics,
+        require_signed: args.require_signed,
     })?;
     mount::run(&config, |ready| match ready {
         Ready::Foreground => eprintln!(

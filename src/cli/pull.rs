@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use modelfs::Access;
+use modelfs::audit::Action;
 use modelfs::peer::discover;
 use modelfs::source::{Source, SourceAddr, addr};
 use modelfs::store::registry::{ModelSpec, resolve};
 use modelfs::transfer::{plan_import, run_import};
 
+use super::import::{AdmitArgs, audit_import};
 use super::net::NetArgs;
 use super::{Bar, human_bytes, open_store};
 
@@ -30,6 +32,8 @@ pub struct Args {
     /// Print what would be fetched, fetch nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    admit: AdmitArgs,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -120,7 +124,14 @@ fn pull_one(
         version: Some(version.version.clone()),
         file: None,
     };
-    let plan = plan_import(source, store, std::slice::from_ref(&wanted))?;
+    let keyring = store.keyring()?;
+    let plan = plan_import(
+        source,
+        store,
+        std::slice::from_ref(&wanted),
+        args.admit.admission(&keyring),
+    )?;
+    let added = plan.added();
     out!(
         "need {} in {} chunks for {}@{} from {}{}",
         human_bytes(plan.needed_bytes),
@@ -139,6 +150,7 @@ fn pull_one(
     let (started, requests_before) = (Instant::now(), requests(source));
     let report = run_import(source, store, plan, usize::from(args.jobs), &Bar::new())?;
     let seconds = started.elapsed().as_secs_f64();
+    audit_import(store, Action::Pull, &source.describe(), &added, &report)?;
     out!(
         "pulled {}@{}: {} in {} chunks in {:.1} s ({}/s, {} requests)",
         wanted.model,

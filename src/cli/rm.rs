@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use modelfs::Access;
+use modelfs::audit::{self, Action, Change};
 use modelfs::store::registry::{ModelSpec, resolve};
 
 use super::open_store;
@@ -34,19 +35,27 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 if entry.versions.is_empty() {
                     registry.models.remove(&spec.model);
                 }
-                Ok(format!("{}@{version}", spec.model))
+                Ok((format!("{}@{version}", spec.model), Some(version)))
             }
             None => {
                 let count = entry.versions.len();
                 registry.models.remove(&spec.model);
-                Ok(format!(
+                let removed = format!(
                     "{} ({count} version{})",
                     spec.model,
                     if count == 1 { "" } else { "s" }
-                ))
+                );
+                Ok((removed, None))
             }
         }
     })?;
+    let (removed, version) = removed;
+    audit::record(
+        &store,
+        Change::new(Action::Rm)
+            .release(&spec.model, version.as_deref())
+            .detail(format!("removed {removed}")),
+    )?;
     out!("removed {removed}; run `modelfs gc` to reclaim its space");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,16 +1,20 @@
 //! `modelfs stats [--json]`.
+//!
+//! `--json` prints the store's totals under the names the mount's `modelfs_store_*` gauges carry
+//! (`StoreStats::totals`), plus `store` (its path) and `model_usage` (per model and version).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use modelfs::Access;
-use modelfs::stats::{model_usage, store_stats};
+use modelfs::stats::{TotalValue, model_usage, store_stats};
 
 use super::{human_bytes, open_store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print JSON instead of text.
+    /// Print JSON instead of text: the totals (named as the mount's `modelfs_store_*` metrics),
+    /// and `model_usage`, per model and version.
     #[arg(long)]
     json: bool,
 }
@@ -20,9 +24,16 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let stats = store_stats(&store)?;
     let models = model_usage(&store)?;
     if args.json {
-        let mut value = serde_json::to_value(&stats)?;
-        value["dedup_ratio"] = serde_json::json!(stats.dedup_ratio());
-        value["models"] = serde_json::to_value(&models)?;
+        let mut value = serde_json::Map::new();
+        value.insert("store".into(), store.root().display().to_string().into());
+        for total in stats.totals() {
+            let number = match total.value {
+                TotalValue::Count(n) => serde_json::json!(n),
+                TotalValue::Ratio(r) => serde_json::json!(r),
+            };
+            value.insert(total.name.into(), number);
+        }
+        value.insert("model_usage".into(), serde_json::to_value(&models)?);
         out!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,19 +1,26 @@
 //! On-disk layouts of a modelfs store, kept apart from the code that walks them.
 //!
 //! Owns the magic numbers, version constants, version checks and byte layouts of every file a
-//! store holds: the store config ([`config`]), pack files ([`pack`]), the pack catalog ([`catalog`]) and the grouped payload of a
-//! pack record ([`grouped`]), file manifests ([`manifest`]) and the registry ([`registry`]).
+//! store holds: the store config ([`config`]), pack files ([`pack`]), the pack catalog
+//! ([`catalog`]) and the grouped payload of a pack record ([`grouped`]), file manifests
+//! ([`manifest`]), the registry ([`registry`]), release statements ([`release`]), the trust
+//! policy ([`trust`]), the audit log and its seal ([`audit`]), and the inventory a site sends a
+//! publisher ([`inventory`]).
 //! Everything here encodes to and decodes from bytes; nothing opens files, touches RocksDB or
 //! knows where a file lives (that is `store`). Each module pins its encoding with golden-byte
 //! tests, so a format change shows up as a reviewed diff. `docs/FORMAT.md` describes the same
 //! layouts byte by byte.
 
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod grouped;
+pub mod inventory;
 pub mod manifest;
 pub mod pack;
 pub mod registry;
+pub mod release;
+pub mod trust;
 
 use std::path::Path;
 

@@ -12,14 +12,17 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::release::Release;
 use crate::id::ManifestId;
 
 /// Value of the `format` field.
 pub const REGISTRY_FORMAT_TAG: &str = "modelfs-registry";
 /// Largest registry file read.
 pub const MAX_REGISTRY_LEN: u64 = 64 << 20;
-/// Registry layout version written by this build.
-pub const REGISTRY_FORMAT_VERSION: u32 = 1;
+/// Newest registry layout version this build reads and writes. Version 2 adds releases, the
+/// rollback choice, retention, high-water marks and Hugging Face repo ids; a registry that uses
+/// none of them is still written as version 1, so older builds keep reading it.
+pub const REGISTRY_FORMAT_VERSION: u32 = 2;
 
 /// All models in a store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,15 +35,21 @@ pub struct Registry {
     pub generation: u64,
     /// Models by name.
     pub models: BTreeMap<String, ModelEntry>,
+    /// The highest release sequence number accepted per model and channel (v2). Kept when a
+    /// model is removed, so an older release cannot come back in after `rm` and `gc`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub high_water: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
         Registry {
             format: REGISTRY_FORMAT_TAG.to_owned(),
-            version: REGISTRY_FORMAT_VERSION,
+            // An empty registry uses nothing of version 2 (see `needed_version`).
+            version: 1,
             generation: 0,
             models: BTreeMap::new(),
+            high_water: BTreeMap::new(),
         }
     }
 }
@@ -50,6 +59,31 @@ impl Default for Registry {
 pub struct ModelEntry {
     /// Versions in the order they were added.
     pub versions: Vec<VersionEntry>,
+    /// The version a bare name means when it is not the newest: set by `rollback` (v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    /// How many versions `gc` retains, newest first (v2); `None`: [`DEFAULT_KEEP`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+    /// The Hugging Face repo id (`ORG/NAME`) the mount's `.hf` view shows the model under (v2);
+    /// `None`: `modelfs/NAME`, computed, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf_repo: Option<String>,
+}
+
+/// Versions of a model `gc` retains unless `keep` says otherwise.
+pub const DEFAULT_KEEP: u32 = 3;
+
+impl ModelEntry {
+    /// A model with these versions and no rollback choice, retention setting or repo id.
+    pub fn new(versions: Vec<VersionEntry>) -> ModelEntry {
+        ModelEntry {
+            versions,
+            current: None,
+            keep: None,
+            hf_repo: None,
+        }
+    }
 }
 
 /// One version of a model.
@@ -63,6 +97,9 @@ pub struct VersionEntry {
     pub layout: Layout,
     /// The files, sorted by path.
     pub files: Vec<FileEntry>,
+    /// The signed release statement of this version, if it has one (v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
 }
 
 /// Shape of a model as added.
@@ -99,6 +136,18 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Registry> {
     let version = super::json_version(&value);
     super::check_version("registry", path, version, REGISTRY_FORMAT_VERSION)?;
     serde_json::from_value(value).map_err(invalid)
+}
+
+/// The layout version `registry` needs: 2 if it uses a field version 1 lacks, else 1.
+pub fn needed_version(registry: &Registry) -> u32 {
+    let v2 = !registry.high_water.is_empty()
+        || registry.models.values().any(|m| {
+            m.current.is_some()
+                || m.keep.is_some()
+                || m.hf_repo.is_some()
+                || m.versions.iter().any(|v| v.release.is_some())
+        });
+    if v2 { 2 } else { 1 }
 }
 
 /// Encodes a registry as pretty-printed JSON (two-space indent, fields in declaration order,
@@ -162,13 +211,14 @@ mod tests {
             size,
             manifest: ManifestId([byte; 32]),
         };
-        let model = |added_unix, layout, files| ModelEntry {
-            versions: vec![VersionEntry {
+        let model = |added_unix, layout, files| {
+            ModelEntry::new(vec![VersionEntry {
                 version: "v1".to_owned(),
                 added_unix,
                 layout,
                 files,
-            }],
+                release: None,
+            }])
         };
         let mut registry = Registry {
             generation: 7,
@@ -239,5 +289,22 @@ mod tests {
         assert!(reason(b"{").starts_with("registry is not valid: "));
         let bad_layout = GOLDEN.replace(r#""layout": "dir""#, r#""layout": "tree""#);
         assert!(reason(bad_layout.as_bytes()).starts_with("registry is not valid: "));
+    }
+
+    #[test]
+    fn a_repo_id_is_a_version_2_field_omitted_when_unset() {
+        let mut registry = golden();
+        assert_eq!(needed_version(&registry), 1);
+        let minilm = registry.models.get_mut("minilm").unwrap();
+        minilm.hf_repo = Some("acme/minilm".into());
+        assert_eq!(needed_version(&registry), 2);
+        registry.version = 2;
+        let text = String::from_utf8(encode(&registry)).unwrap();
+        assert!(
+            text.contains("      ],\n      \"hf_repo\": \"acme/minilm\"\n    }"),
+            "{text}"
+        );
+        assert_eq!(decode(path(), text.as_bytes()).unwrap(), registry);
+        assert_eq!(text.matches("hf_repo").count(), 1, "omitted where unset");
     }
 }

@@ -6,11 +6,12 @@
 mod attr;
 mod fs;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::vfs::Vfs;
+use crate::vfs::{Ino, Vfs};
 
 /// How to serve the mount.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +46,20 @@ impl Session {
     /// again: the path may carry a new mount by now, which unmounting by path would take down.
     pub fn abandon(self) {
         std::mem::forget(self.inner);
+    }
+
+    /// Tells the kernel to forget the cached lookups of these (directory, name) pairs, so the
+    /// next open of a moved name finds its new inode at once. A name the kernel never cached is
+    /// no error.
+    pub fn forget_names(&self, names: &[(Ino, String)]) {
+        let notifier = self.inner.notifier();
+        for (parent, name) in names {
+            if let Err(e) = notifier.inval_entry(fuser::INodeNo(parent.0), OsStr::new(name))
+                && e.raw_os_error() != Some(libc::ENOENT)
+            {
+                tracing::debug!(name, error = %e, "the kernel did not drop a cached name");
+            }
+        }
     }
 
     /// Unmounts and waits for the serving threads to end.

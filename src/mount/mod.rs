@@ -50,6 +50,8 @@ pub struct MountRequest {
     pub log: Option<PathBuf>,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Show only releases signed to the store's trust policy.
+    pub require_signed: bool,
 }
 
 /// A checked mount configuration.
@@ -68,6 +70,7 @@ pub struct MountConfig {
     /// Where the daemon logs, when running in the background.
     daemon_log: Option<PathBuf>,
     metrics: Option<std::net::SocketAddr>,
+    require_signed: bool,
 }
 
 impl MountConfig {
@@ -100,6 +103,7 @@ impl MountConfig {
             threads: request.threads.max(1),
             daemon_log,
             metrics: request.metrics,
+            require_signed: request.require_signed,
         })
     }
 

@@ -19,6 +19,9 @@ use crate::read::Reader;
 use crate::source::{Layered, Source};
 use crate::store::shared::SharedChunks;
 use crate::store::{Access, Store};
+use crate::trust::TrustError;
+use crate::trust::policy::Keyring;
+use crate::trust::signed::SignedOnly;
 use crate::vfs::Vfs;
 
 /// How often the mount checks whether the registry changed (models added or removed).
@@ -41,23 +44,25 @@ impl Sources {
             false => Access::Read,
         };
         let local = Arc::new(Store::open(&config.store, access)?);
-        if config.sources.is_empty() && !config.fill {
-            return Ok(Sources {
-                top: local.clone(),
-                local,
-                layered: None,
-            });
-        }
-        let sources = config
-            .sources
-            .iter()
-            .map(|addr| crate::source::addr::open(addr, &config.http))
-            .collect::<Result<Vec<_>>>()?;
-        let layered = Arc::new(Layered::new(local.clone(), sources, config.fill)?);
+        let (top, layered): (Arc<dyn Source>, _) = if config.sources.is_empty() && !config.fill {
+            (local.clone(), None)
+        } else {
+            let sources = config
+                .sources
+                .iter()
+                .map(|addr| crate::source::addr::open(addr, &config.http))
+                .collect::<Result<Vec<_>>>()?;
+            let layered = Arc::new(Layered::new(local.clone(), sources, config.fill)?);
+            (layered.clone(), Some(layered))
+        };
+        let top = match config.require_signed {
+            true => Arc::new(SignedOnly::new(top, require_policy(&local)?)),
+            false => top,
+        };
         Ok(Sources {
-            top: layered.clone(),
+            top,
             local,
-            layered: Some(layered),
+            layered,
         })
     }
 
@@ -86,6 +91,20 @@ impl Sources {
     }
 }
 
+/// The store's keyring, which `--require-signed` needs to hold a key.
+fn require_policy(store: &Store) -> Result<Keyring> {
+    let keyring = store.keyring()?;
+    if !keyring.is_active() {
+        return Err(TrustError::Policy(format!(
+            "--require-signed needs a trust policy, and store {} trusts no key; add one with \
+             `modelfs key trust KEY.pub`",
+            store.root().display()
+        ))
+        .into());
+    }
+    Ok(keyring)
+}
+
 /// Mounts and serves until SIGINT/SIGTERM or an unmount from outside. `daemon` is told whether the
 /// mount came up; `on_ready` runs once it serves.
 pub(super) fn serve(
@@ -99,7 +118,7 @@ pub(super) fn serve(
     let started = (|| -> Result<_> {
         let sources = Sources::open(config)?;
         let reader = Reader::new(sources.top.clone(), config.read);
-        let vfs = Arc::new(Vfs::new(reader)?);
+        let vfs = Arc::new(Vfs::new(reader.clone())?);
         let options = MountOptions {
             threads: config.threads,
             ..MountOptions::default()
@@ -107,7 +126,8 @@ pub(super) fn serve(
         if let Some(address) = config.metrics {
             let listener = std::net::TcpListener::bind(address)
                 .map_err(|e| crate::error::Error::io(format!("metrics address {address}"), e))?;
-            let registry = super::metrics::registry(vfs.clone(), sources.layered.clone());
+            let registry =
+                super::metrics::registry(reader, sources.local.clone(), sources.layered.clone());
             crate::peer::metrics::serve_metrics(listener, registry)?;
         }
         let session = fuse::spawn(vfs.clone(), &config.mountpoint, options)?;
@@ -144,12 +164,12 @@ pub(super) fn serve(
     let outside = loop {
         match control::wait_for_signal(Duration::from_millis(250)) {
             Some(ControlSignal::Stop) => break false,
-            Some(ControlSignal::Reload) => reload(&vfs, &sources, true),
+            Some(ControlSignal::Reload) => reload(&vfs, &sources, &session, true),
             None if session.is_finished() => break true,
             None if last_poll.elapsed() >= REGISTRY_POLL => {
                 last_poll = Instant::now();
                 sources.flush_fill();
-                reload(&vfs, &sources, false);
+                reload(&vfs, &sources, &session, false);
             }
             None => {}
         }
@@ -176,7 +196,7 @@ pub(super) fn serve(
 }
 
 /// Re-reads the registry (at once when `forced`, else only if it changed).
-fn reload(vfs: &Vfs, sources: &Sources, forced: bool) {
+fn reload(vfs: &Vfs, sources: &Sources, session: &fuse::Session, forced: bool) {
     let result = match forced {
         true => vfs.reload().map(|()| true),
         false => vfs.reload_if_changed(),
@@ -184,6 +204,7 @@ fn reload(vfs: &Vfs, sources: &Sources, forced: bool) {
     match result {
         Ok(true) => {
             info!("registry re-read");
+            session.forget_names(&vfs.take_moved_names());
             sources.refresh_shared_chunks();
         }
         Ok(false) => {}

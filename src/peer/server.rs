@@ -294,11 +294,15 @@ impl View {
         };
         let mut shown = Registry {
             models: Default::default(),
+            high_water: Default::default(),
             ..full.clone()
         };
         for name in models {
             if let Some(entry) = full.models.get(name) {
                 shown.models.insert(name.clone(), entry.clone());
+            }
+            if let Some(marks) = full.high_water.get(name) {
+                shown.high_water.insert(name.clone(), marks.clone());
             }
         }
         let manifests: HashSet<ManifestId> = shown

@@ -2,13 +2,16 @@
 //!
 //! Owns [`OpenFile`]: a file opened through a [`Reader`]. `read_at` splits a request into one piece
 //! per chunk and asks the reader for each piece once; large requests decode their pieces in
-//! parallel. Shared by the mount, `cat`, `diff` and the tests.
+//! parallel, and each request is counted (bytes per model version, latency, failure cause).
+//! Shared by the mount, `cat`, `diff` and the tests.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use rayon::prelude::*;
 
 use super::Reader;
+use super::metrics::ModelReads;
 use super::table::FileChunks;
 use crate::error::Result;
 
@@ -19,11 +22,17 @@ const PARALLEL_PIECES: usize = 4;
 pub struct OpenFile {
     reader: Arc<Reader>,
     chunks: FileChunks,
+    /// The counters of the model version this file belongs to.
+    reads: Arc<ModelReads>,
 }
 
 impl OpenFile {
-    pub(super) fn new(reader: Arc<Reader>, chunks: FileChunks) -> OpenFile {
-        OpenFile { reader, chunks }
+    pub(super) fn new(reader: Arc<Reader>, chunks: FileChunks, reads: Arc<ModelReads>) -> OpenFile {
+        OpenFile {
+            reader,
+            chunks,
+            reads,
+        }
     }
 
     /// The file's size in bytes.
@@ -44,6 +53,16 @@ impl OpenFile {
     /// Reads up to `buf.len()` bytes at `offset`; returns the bytes read (0 at or past the end).
     /// Every byte returned comes from a chunk verified against its id.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let started = Instant::now();
+        let result = self.read_pieces(offset, buf);
+        self.reader
+            .metrics
+            .read(&self.reads, &result, started.elapsed());
+        result
+    }
+
+    /// [`OpenFile::read_at`] before it is counted.
+    fn read_pieces(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let manifest = self.chunks.manifest();
         let end = manifest.size.min(offset.saturating_add(buf.len() as u64));
         let Some(first) = manifest.chunk_index_at(offset) else {

@@ -4,11 +4,13 @@
 //! call, [`Reader::get_chunk`]: cache → locate → read → decode → verify → stand in from another
 //! layer (inside a layered source) or relocate after `gc`, in that order, in one place (the shape
 //! of rustic_core's `get_blob_cached`). [`OpenFile`] (`file`) splits a read into per-chunk pieces
-//! and calls it once per piece; `table` keeps each open file's resolved chunk places.
+//! and calls it once per piece; `table` keeps each open file's resolved chunk places; `metrics`
+//! counts what reads did (the mount serves it at `--metrics`).
 //! The mount (`vfs`), `cat`, `diff` and the tests all read through here.
 
 mod cache;
 mod file;
+mod metrics;
 mod table;
 
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use tracing::warn;
 
 pub use cache::ChunkCache;
 pub use file::OpenFile;
+use metrics::{ChunkRead, ReadMetrics};
+pub use metrics::{FailureCause, LatencyCounts, ModelReadCounts, ReadCounts};
 use table::FileChunks;
 
 use crate::error::{Error, Result};
@@ -70,6 +74,7 @@ pub struct Reader {
     /// Decoded, verified chunks reused by small reads; shared by all open files.
     cache: ChunkCache,
     verify: VerifyPolicy,
+    metrics: ReadMetrics,
 }
 
 impl Reader {
@@ -79,7 +84,13 @@ impl Reader {
             source,
             cache: ChunkCache::new(options.cache_bytes),
             verify: options.verify,
+            metrics: ReadMetrics::default(),
         })
+    }
+
+    /// What reads did so far: per model version, latency, chunks, cache, failures by cause.
+    pub fn counts(&self) -> ReadCounts {
+        self.metrics.snapshot()
     }
 
     /// The source read from.
@@ -87,9 +98,11 @@ impl Reader {
         &self.source
     }
 
-    /// Opens a file by its manifest; `label` (`model@version/path`) names it in logs and errors.
+    /// Opens a file by its manifest; `label` (`model@version/path`) names it in logs and errors,
+    /// and its `model@version` the counters its reads are counted under.
     pub fn open(self: &Arc<Self>, label: String, manifest: Manifest) -> OpenFile {
-        OpenFile::new(self.clone(), FileChunks::new(label, manifest))
+        let reads = self.metrics.model(&label);
+        OpenFile::new(self.clone(), FileChunks::new(label, manifest), reads)
     }
 
     /// Opens the file a registry lists with manifest `id` and `size` bytes. A registry and a
@@ -155,8 +168,22 @@ impl Reader {
         within: usize,
         dst: &mut [u8],
     ) -> Result<()> {
+        self.fetch_chunk(file, index, within, dst)
+            .inspect_err(|e| self.metrics.chunk_failed(e))
+    }
+
+    /// [`Reader::get_chunk`] before failures are counted.
+    fn fetch_chunk(
+        &self,
+        file: &FileChunks,
+        index: usize,
+        within: usize,
+        dst: &mut [u8],
+    ) -> Result<()> {
         let chunk = file.chunk(index);
-        if let Some(bytes) = self.cache.get(&chunk.id) {
+        let cached = self.cache.get(&chunk.id);
+        self.metrics.cache_lookup(cached.is_some());
+        if let Some(bytes) = cached {
             // The cache holds the chunk's verified bytes; a manifest that claims another length
             // lies, and must not make this read run off the end.
             if bytes.len() != chunk.len as usize {
@@ -177,11 +204,12 @@ impl Reader {
         let mut relocated = false;
         loop {
             let (place, verified) = file.place(self.source.as_ref(), index)?;
+            // Part of a chunk goes into the cache, which holds verified bytes only.
+            let check = match whole && self.verify == VerifyPolicy::FirstRead && verified {
+                true => Check::Trust,
+                false => Check::Verify,
+            };
             let result = if whole {
-                let check = match self.verify == VerifyPolicy::FirstRead && verified {
-                    true => Check::Trust,
-                    false => Check::Verify,
-                };
                 self.source
                     .read_chunk(&chunk.id, &place, dst, check, &mut |_| {})
             } else {
@@ -189,7 +217,7 @@ impl Reader {
                 let mut bytes: Arc<[u8]> = std::iter::repeat_n(0u8, chunk.len as usize).collect();
                 let buf = Arc::get_mut(&mut bytes).expect("a new Arc has one owner");
                 self.source
-                    .read_chunk(&chunk.id, &place, buf, Check::Verify, &mut |_| {})
+                    .read_chunk(&chunk.id, &place, buf, check, &mut |_| {})
                     .inspect(|_| {
                         dst.copy_from_slice(&bytes[within..][..dst.len()]);
                         self.cache.insert(chunk.id, bytes);
@@ -202,6 +230,11 @@ impl Reader {
                     if !verified || read_from != place {
                         file.verified_at(index, read_from);
                     }
+                    self.metrics.chunk_read(match (read_from == place, check) {
+                        (false, _) => ChunkRead::Recovered,
+                        (true, Check::Verify) => ChunkRead::Verified,
+                        (true, Check::Trust) => ChunkRead::Trusted,
+                    });
                     return Ok(());
                 }
                 Err(Error::MissingPack(_)) if !relocated => {

@@ -171,9 +171,14 @@ impl Source for Layered {
                 let target = merged
                     .models
                     .entry(name.clone())
-                    .or_insert_with(|| ModelEntry {
-                        versions: Vec::new(),
-                    });
+                    .or_insert_with(|| ModelEntry::new(Vec::new()));
+                if target.versions.is_empty() {
+                    // A model only sources have: its own rollback choice holds.
+                    target.current = entry.current.clone();
+                }
+                if target.hf_repo.is_none() {
+                    target.hf_repo = entry.hf_repo.clone();
+                }
                 let new: Vec<_> = entry
                     .versions
                     .into_iter()

@@ -1,6 +1,7 @@
 //! Garbage collection: reclaim the space of chunks no model references.
 //!
-//! Owns [`gc`]. What is live comes from the registry and its manifests; where live chunks are comes
+//! Owns [`gc`] and retention: versions beyond a model's `keep` count (default 3, never the
+//! current one) leave the registry first. What is live comes from the registry and its manifests; where live chunks are comes
 //! from the index alone (never from a pack's own table, which may be damaged). Packs the index
 //! locates no live chunk in are dropped; packs mostly dead are rewritten (live records copied,
 //! verified, into new packs) and then dropped; a pack one of whose live chunks fails verification
@@ -17,10 +18,13 @@ use std::collections::HashSet;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
+use crate::format::registry::{DEFAULT_KEEP, ModelEntry};
 use crate::id::{ChunkId, PackId};
+use crate::progress::Progress;
 use crate::store::Store;
 use crate::store::index::Location;
 use crate::store::pack::pack_path;
+use crate::store::registry::current_version;
 use crate::store::sink::PackSink;
 
 /// A pack is rewritten when less than this share (in percent) of its bytes is live.
@@ -41,14 +45,46 @@ pub struct GcReport {
     pub bytes_before: u64,
     /// Bytes of pack files after.
     pub bytes_after: u64,
+    /// Versions dropped because their model keeps fewer (`keep`), as `MODEL@VERSION`.
+    pub versions_pruned: Vec<String>,
 }
 
-/// Collects garbage in a writable store.
-pub fn gc(store: &Store) -> Result<GcReport> {
+/// The versions of `entry` retention drops: all but the newest `keep` (default
+/// [`DEFAULT_KEEP`]), never the current one.
+fn prune(entry: &ModelEntry) -> Vec<String> {
+    let keep = entry.keep.unwrap_or(DEFAULT_KEEP) as usize;
+    let current = current_version(entry).map(|v| v.version.as_str());
+    let old = entry.versions.len().saturating_sub(keep);
+    entry.versions[..old]
+        .iter()
+        .filter(|v| Some(v.version.as_str()) != current)
+        .map(|v| v.version.clone())
+        .collect()
+}
+
+/// Collects garbage in a writable store: first drops versions beyond each model's retention
+/// (`keep`), then everything no version references.
+pub fn gc(store: &Store, progress: &dyn Progress) -> Result<GcReport> {
     store.require_writer()?;
     refuse_without_registry(store)?;
-    let registry = store.registry()?;
     let mut report = GcReport::default();
+    if store
+        .registry()?
+        .models
+        .values()
+        .any(|m| !prune(m).is_empty())
+    {
+        report.versions_pruned = store.update_registry(|registry| {
+            let mut pruned = Vec::new();
+            for (name, entry) in &mut registry.models {
+                let dropped = prune(entry);
+                entry.versions.retain(|v| !dropped.contains(&v.version));
+                pruned.extend(dropped.into_iter().map(|v| format!("{name}@{v}")));
+            }
+            Ok(pruned)
+        })?;
+    }
+    let registry = store.registry()?;
 
     // A manifest that fails to load aborts the collection: without it we cannot know what is live.
     let live_manifests: HashSet<_> = registry
@@ -115,6 +151,13 @@ pub fn gc(store: &Store) -> Result<GcReport> {
 
     let mut sink = PackSink::new(store)?;
     let (mut decoded, mut payload) = (Vec::new(), Vec::new());
+    progress.begin(
+        to_copy
+            .iter()
+            .flat_map(|(_, live)| live)
+            .map(|(id, l)| crate::store::chunk::record_header(id, l).record_len())
+            .sum(),
+    );
     let mut skipped: HashSet<PackId> = HashSet::new();
     for (pack, live) in &to_copy {
         // Verify the whole pack's live records first, so a damaged pack is kept as it is.
@@ -134,9 +177,11 @@ pub fn gc(store: &Store) -> Result<GcReport> {
         }
         for (header, payload) in copies {
             sink.append(header, &payload)?;
+            progress.advance(header.record_len());
         }
         report.packs_rewritten += 1;
     }
+    progress.finish();
     sink.seal()?;
     report.bytes_after += sink.sealed_bytes();
     // Remote readers find the new packs before the old ones go, and lose the old ones after.

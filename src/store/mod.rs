@@ -47,7 +47,9 @@ use crate::format::config::{
 use crate::format::manifest::Manifest;
 use crate::format::pack::RecordHeader;
 use crate::format::registry::Registry;
+use crate::format::trust::TrustPolicy;
 use crate::id::{ChunkId, ManifestId, PackId, StoreId, random_bytes};
+use crate::trust::policy::Keyring;
 use chunk::Check;
 use fsutil::write_atomic;
 use index::{Index, Location};
@@ -268,6 +270,30 @@ impl Store {
         self.write_catalog(registry.generation + 1)?;
         registry::save(&path, &mut registry)?;
         Ok(result)
+    }
+
+    /// The store's trust policy (empty if it has none).
+    pub fn trust_policy(&self) -> Result<TrustPolicy> {
+        crate::trust::policy::load(&self.paths.trust())
+    }
+
+    /// The store's trusted keys, parsed, ready to check signatures.
+    pub fn keyring(&self) -> Result<Keyring> {
+        Keyring::new(&self.paths.trust(), &self.trust_policy()?)
+    }
+
+    /// Applies `change` to the trust policy and writes it atomically (writers only).
+    pub fn update_trust<T>(&self, change: impl FnOnce(&mut TrustPolicy) -> Result<T>) -> Result<T> {
+        self.require_writer()?;
+        let mut policy = self.trust_policy()?;
+        let result = change(&mut policy)?;
+        crate::trust::policy::save(&self.paths.trust(), &policy)?;
+        Ok(result)
+    }
+
+    /// Where the store's files are.
+    pub fn paths(&self) -> &StorePaths {
+        &self.paths
     }
 
     /// Loads and checks one of the store's manifests.

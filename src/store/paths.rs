@@ -12,6 +12,9 @@
 //! STORE/packs/<id>.pack      sealed packs; <id>.pack.tmp while being written
 //! STORE/index/               RocksDB: chunk id → pack location (derived; rebuildable from packs)
 //! STORE/lock                 flock'ed by the one writer
+//! STORE/trust.json           trust policy: trusted keys, threshold (this store's own; never copied)
+//! STORE/audit.log            hash-chained log of every change, one JSON line each (append-only)
+//! STORE/audit.seal           signed head of the audit log (`audit seal`)
 //! ```
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -30,6 +33,12 @@ pub const INDEX_DIR: &str = "index";
 pub const LOCK_FILE: &str = "lock";
 /// The pack catalog, for readers without the index.
 pub const CATALOG_FILE: &str = "catalog.json";
+/// The trust policy.
+pub const TRUST_FILE: &str = "trust.json";
+/// The audit log.
+pub const AUDIT_FILE: &str = "audit.log";
+/// The signed head of the audit log.
+pub const AUDIT_SEAL_FILE: &str = "audit.seal";
 
 /// The directories of one store.
 #[derive(Debug, Clone)]
@@ -79,6 +88,21 @@ impl StorePaths {
     /// `STORE/registry.json`.
     pub fn registry(&self) -> PathBuf {
         self.root.join(crate::store::registry::REGISTRY_FILE_NAME)
+    }
+
+    /// `STORE/trust.json`.
+    pub fn trust(&self) -> PathBuf {
+        self.root.join(TRUST_FILE)
+    }
+
+    /// `STORE/audit.log`.
+    pub fn audit(&self) -> PathBuf {
+        self.root.join(AUDIT_FILE)
+    }
+
+    /// `STORE/audit.seal`.
+    pub fn audit_seal(&self) -> PathBuf {
+        self.root.join(AUDIT_SEAL_FILE)
     }
 }
 

@@ -10,9 +10,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::format::registry::MAX_REGISTRY_LEN;
-use crate::format::registry::{
-    Layout, ModelEntry, REGISTRY_FORMAT_VERSION, Registry, VersionEntry,
-};
+use crate::format::registry::{Layout, ModelEntry, Registry, VersionEntry};
 use crate::store::fsutil::{read_capped, write_atomic};
 
 /// File name of the registry inside the store.
@@ -47,6 +45,57 @@ pub fn valid_file_path(path: &str) -> bool {
             .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
+/// Longest part (ORG or NAME) of a Hugging Face repo id, as on the Hub.
+pub const MAX_HF_REPO_PART: usize = 96;
+
+/// Checks a Hugging Face repo id as the mount's `.hf` view uses it: `ORG/NAME`, each part 1 to 96
+/// of `[A-Za-z0-9._-]`, not starting or ending with `.` or `-`; no `..` or `--` anywhere (the
+/// cache folder name `models--ORG--NAME` must split back one way), not ending in `.git`; the
+/// rules of `huggingface_hub`'s `validate_repo_id`, with the organisation required. Returns why
+/// not.
+pub fn check_hf_repo(repo: &str) -> std::result::Result<(), String> {
+    let Some((org, name)) = repo.split_once('/') else {
+        return Err(format!("Hugging Face repo id {repo:?} is not ORG/NAME"));
+    };
+    for part in [org, name] {
+        let valid = !part.is_empty()
+            && part.len() <= MAX_HF_REPO_PART
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && !part.starts_with(['.', '-'])
+            && !part.ends_with(['.', '-']);
+        if !valid {
+            return Err(format!(
+                "Hugging Face repo id {repo:?} is not ORG/NAME with each part 1 to \
+                 {MAX_HF_REPO_PART} letters, digits, '.', '_' or '-', not starting or ending \
+                 with '.' or '-'"
+            ));
+        }
+    }
+    if repo.contains("..") || repo.contains("--") {
+        return Err(format!(
+            "Hugging Face repo id {repo:?} contains '..' or '--'"
+        ));
+    }
+    if repo.ends_with(".git") {
+        return Err(format!("Hugging Face repo id {repo:?} ends with '.git'"));
+    }
+    Ok(())
+}
+
+/// The repo id the `.hf` view shows `model` under: its `hf_repo`, else `modelfs/NAME`; `None`
+/// when that default is not a valid repo id (a model name with `..` or `--`, say).
+pub fn hf_repo_of(model: &str, entry: &ModelEntry) -> Option<String> {
+    match &entry.hf_repo {
+        Some(repo) => Some(repo.clone()),
+        None => {
+            let repo = format!("modelfs/{model}");
+            check_hf_repo(&repo).is_ok().then_some(repo)
+        }
+    }
+}
+
 /// Latest `added_unix` a registry may claim (the year 10,000): later ones are damage or lies, and
 /// would overflow time arithmetic.
 const MAX_PLAUSIBLE_UNIX: u64 = 253_402_300_800;
@@ -55,7 +104,8 @@ const MAX_PLAUSIBLE_UNIX: u64 = 253_402_300_800;
 /// version name follows the name rules, every model has a version and every version a file, a
 /// single-file version has exactly one, file paths are valid and unique. A registry on a stick or
 /// a share may lie in any field; the reason names the offending entry (quoted, so control
-/// characters cannot reach a terminal).
+/// characters cannot reach a terminal). A model's Hugging Face repo id must be valid
+/// ([`check_hf_repo`]).
 pub fn check(registry: &Registry) -> std::result::Result<(), String> {
     for (model, entry) in &registry.models {
         validate_name("model name", model).map_err(|e| e.to_string())?;
@@ -85,6 +135,11 @@ pub fn check(registry: &Registry) -> std::result::Result<(), String> {
                 }
                 _ => {}
             }
+            if let Some(release) = &version.release {
+                release
+                    .check_bounds()
+                    .map_err(|e| format!("{model}@{name}: release {e}"))?;
+            }
             let mut paths = HashSet::new();
             for file in files {
                 if !valid_file_path(&file.path) {
@@ -97,6 +152,25 @@ pub fn check(registry: &Registry) -> std::result::Result<(), String> {
                     return Err(format!("{model}@{name} lists {:?} twice", file.path));
                 }
             }
+        }
+        if let Some(current) = &entry.current
+            && !versions.contains(current)
+        {
+            return Err(format!(
+                "model {model:?} is rolled back to {current:?}, which it lacks"
+            ));
+        }
+        if entry.keep == Some(0) {
+            return Err(format!("model {model:?} keeps 0 versions"));
+        }
+        if let Some(repo) = &entry.hf_repo {
+            check_hf_repo(repo).map_err(|e| format!("model {model:?}: {e}"))?;
+        }
+    }
+    for (model, channels) in &registry.high_water {
+        validate_name("model name", model).map_err(|e| e.to_string())?;
+        for channel in channels.keys() {
+            validate_name("channel", channel).map_err(|e| format!("model {model:?}: {e}"))?;
         }
     }
     Ok(())
@@ -162,7 +236,7 @@ pub fn resolve<'r>(
         .get(model)
         .ok_or_else(|| Error::UnknownModel(model.to_owned()))?;
     let found = match version {
-        None => entry.versions.last(),
+        None => current_version(entry),
         Some(version) => entry.versions.iter().find(|v| v.version == version),
     };
     let version_entry = found.ok_or_else(|| Error::UnknownVersion {
@@ -170,6 +244,14 @@ pub fn resolve<'r>(
         version: version.unwrap_or("(newest)").to_owned(),
     })?;
     Ok((entry, version_entry))
+}
+
+/// The version a bare model name means: the one `rollback` chose, else the newest.
+pub fn current_version(entry: &ModelEntry) -> Option<&VersionEntry> {
+    match &entry.current {
+        Some(current) => entry.versions.iter().find(|v| &v.version == current),
+        None => entry.versions.last(),
+    }
 }
 
 /// The next automatic version name: `v{N}` with N one more than the number of versions, skipping taken names.
@@ -214,7 +296,7 @@ pub fn decode_checked(path: &Path, bytes: &[u8]) -> Result<Registry> {
 /// Writes the registry atomically, bumping its generation.
 pub fn save(path: &Path, registry: &mut Registry) -> Result<()> {
     registry.generation += 1;
-    registry.version = REGISTRY_FORMAT_VERSION;
+    registry.version = crate::format::registry::needed_version(registry);
     write_atomic(path, &crate::format::registry::encode(registry))
 }
 
@@ -261,10 +343,13 @@ mod tests {
                     manifest: crate::id::ManifestId::of(path.as_bytes()),
                 })
                 .collect(),
+            release: None,
         };
         let registry = |versions: Vec<VersionEntry>| {
             let mut registry = Registry::default();
-            registry.models.insert("m".into(), ModelEntry { versions });
+            registry
+                .models
+                .insert("m".into(), ModelEntry::new(versions));
             registry
         };
         check(&registry(vec![version(
@@ -289,19 +374,84 @@ mod tests {
     #[test]
     fn automatic_versions_skip_taken_names() {
         assert_eq!(next_version_name(None), "v1");
-        let taken = |names: &[&str]| ModelEntry {
-            versions: names
-                .iter()
-                .map(|n| VersionEntry {
-                    version: n.to_string(),
-                    added_unix: 0,
-                    layout: Layout::Dir,
-                    files: vec![],
-                })
-                .collect(),
+        let taken = |names: &[&str]| {
+            ModelEntry::new(
+                names
+                    .iter()
+                    .map(|n| VersionEntry {
+                        version: n.to_string(),
+                        added_unix: 0,
+                        layout: Layout::Dir,
+                        files: vec![],
+                        release: None,
+                    })
+                    .collect(),
+            )
         };
         assert_eq!(next_version_name(Some(&taken(&["v1"]))), "v2");
         assert_eq!(next_version_name(Some(&taken(&["v2", "x"]))), "v3");
         assert_eq!(next_version_name(Some(&taken(&["v3", "x"]))), "v4");
+    }
+
+    #[test]
+    fn hf_repo_ids_are_checked() {
+        for good in [
+            "acme/tiny",
+            "Org_1/Model-2.5b",
+            "a/b",
+            "sentence-transformers/all-MiniLM-L6-v2",
+        ] {
+            check_hf_repo(good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        }
+        let long = format!("acme/{}", "x".repeat(MAX_HF_REPO_PART + 1));
+        for bad in [
+            "tiny",
+            "acme/",
+            "/tiny",
+            "acme//tiny",
+            "acme/a/b",
+            "acme/a..b",
+            "acme/a--b",
+            "acme/.tiny",
+            "acme/tiny.",
+            "-acme/tiny",
+            "acme/tiny-",
+            "acme/ti ny",
+            "acme/tiny.git",
+            "acme/tïny",
+            "acme/ti:ny",
+            "../tiny",
+            &long,
+        ] {
+            assert!(check_hf_repo(bad).is_err(), "{bad:?} accepted");
+        }
+        check_hf_repo(&format!("acme/{}", "x".repeat(MAX_HF_REPO_PART))).unwrap();
+    }
+
+    #[test]
+    fn the_repo_id_defaults_to_modelfs_slash_name_and_a_bad_one_is_refused() {
+        let version = VersionEntry {
+            version: "v1".into(),
+            added_unix: 0,
+            layout: Layout::File,
+            files: vec![crate::format::registry::FileEntry {
+                path: "m.gguf".into(),
+                size: 1,
+                manifest: crate::id::ManifestId::of(b"m"),
+            }],
+            release: None,
+        };
+        let mut entry = ModelEntry::new(vec![version]);
+        assert_eq!(hf_repo_of("tiny", &entry).as_deref(), Some("modelfs/tiny"));
+        assert_eq!(hf_repo_of("a--b", &entry), None, "no valid default");
+        entry.hf_repo = Some("acme/tiny".into());
+        assert_eq!(hf_repo_of("a--b", &entry).as_deref(), Some("acme/tiny"));
+        let mut registry = Registry::default();
+        registry.models.insert("m".into(), entry.clone());
+        check(&registry).unwrap();
+        entry.hf_repo = Some("acme/../etc".into());
+        registry.models.insert("m".into(), entry);
+        let reason = check(&registry).unwrap_err();
+        assert!(reason.contains("acme/../etc"), "{reason}");
     }
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use modelfs::format::registry::{self, Layout};
-use modelfs::store::registry::{ModelSpec, check, mounted_name, next_version_name, resolve};
+use modelfs::store::registry::{
+    ModelSpec, check, current_version, mounted_name, next_version_name, resolve,
+};
 
 fuzz_target!(|data: &[u8]| {
     let path = Path::new("/stick/store/registry.json");
@@ -19,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     for (model, entry) in &decoded.models {
-        let (_, newest) = resolve(&decoded, model, None).expect("a listed model resolves");
-        assert_eq!(Some(newest), entry.versions.last());
+        let (_, current) = resolve(&decoded, model, None).expect("a listed model resolves");
+        assert_eq!(Some(current), current_version(entry));
         let name = next_version_name(Some(entry));
         assert!(entry.versions.iter().all(|v| v.version != name));
         for version in &entry.versions {

@@ -757,7 +757,7 @@ impl Check<'_> {
         Store::init(dst_dir, options()).expect("init import destination");
         let result = {
             let dst = Store::open(dst_dir, Access::Write).expect("open import destination");
-            modelfs::transfer::plan_import(src, &dst, &[])
+            modelfs::transfer::plan_import(src, &dst, &[], modelfs::transfer::Admission::open())
                 .and_then(|plan| modelfs::transfer::run_import(src, &dst, plan, 1, &Silent))
         };
         if verbose() {
