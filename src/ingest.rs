@@ -22,11 +22,13 @@ use crate::chunker::{Chunker, Segment, Span, Window};
 use crate::codec::{EncodedChunk, Encoder};
 use crate::error::{Error, Result};
 use crate::format::manifest::{ChunkRef, Manifest};
-use crate::format::registry::{FileEntry, Layout, VersionEntry};
+use crate::format::registry::{FileEntry, Layout, Registry, VersionEntry};
 use crate::id::{ChunkId, ManifestId};
 use crate::modelfile::FileLayout;
 use crate::progress::Progress;
-use crate::store::registry::{next_version_name, valid_file_path, validate_name};
+use crate::store::registry::{
+    check_hf_repo, hf_repo_of, next_version_name, valid_file_path, validate_name,
+};
 use crate::store::sink::PackSink;
 use crate::store::{Store, now_unix};
 
@@ -43,6 +45,15 @@ pub struct AddRequest {
     pub version: Option<String>,
     /// A file or a folder.
     pub source: PathBuf,
+}
+
+/// Model-level settings an `add` may change besides adding the version. Kept apart from
+/// [`AddRequest`] so its existing callers stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct AddOptions {
+    /// The model's Hugging Face repo id (`ORG/NAME`) for the mount's `.hf` view; `None` keeps the
+    /// one the model has (`modelfs/NAME` unless set).
+    pub hf_repo: Option<String>,
 }
 
 /// What an `add` stored.
@@ -76,35 +87,118 @@ struct Input {
     name: String,
     path: PathBuf,
     size: u64,
+    /// The sha256 the file must have, when the caller knows it (an Ollama blob's digest).
+    sha256: Option<[u8; 32]>,
 }
 
 /// Adds a model version to a writable store.
 pub fn add(store: &Store, request: &AddRequest, progress: &dyn Progress) -> Result<AddReport> {
-    validate_name("model name", &request.model)?;
-    if let Some(version) = &request.version {
-        validate_name("version", version)?;
-    }
-    let version = {
-        let registry = store.registry()?;
-        let existing = registry.models.get(&request.model);
-        let version = request
-            .version
-            .clone()
-            .unwrap_or_else(|| next_version_name(existing));
-        if existing.is_some_and(|m| m.versions.iter().any(|v| v.version == version)) {
-            return Err(Error::VersionExists {
-                model: request.model.clone(),
-                version,
+    add_with(store, request, &AddOptions::default(), progress)
+}
+
+/// Adds a model version to a writable store and applies `options` to the model.
+pub fn add_with(
+    store: &Store,
+    request: &AddRequest,
+    options: &AddOptions,
+    progress: &dyn Progress,
+) -> Result<AddReport> {
+    let version = prepare(store, &request.model, request.version.as_deref(), options)?;
+    let (layout, inputs) = collect_inputs(&request.source)?;
+    ingest_and_commit(
+        store,
+        &request.model,
+        version,
+        options,
+        layout,
+        &inputs,
+        progress,
+    )
+}
+
+/// Adds version `version` of `model` made of `files` — (path inside the model, file to read,
+/// expected sha256) — with `layout`, for callers that pick the files themselves (a Hugging Face
+/// cache snapshot, whose links lead outside it). A file whose sha256 differs from the expected
+/// one fails the add, and nothing of it stays.
+pub fn add_files(
+    store: &Store,
+    model: &str,
+    version: &str,
+    layout: Layout,
+    files: &[(String, PathBuf, Option<[u8; 32]>)],
+    options: &AddOptions,
+    progress: &dyn Progress,
+) -> Result<AddReport> {
+    let version = prepare(store, model, Some(version), options)?;
+    let mut inputs = Vec::with_capacity(files.len());
+    for (name, path, sha256) in files {
+        let meta = std::fs::metadata(path).map_err(|e| bad_input(path, &e))?;
+        if !meta.is_file() || !valid_file_path(name) {
+            return Err(Error::BadInput {
+                path: path.clone(),
+                reason: format!("is not a regular file that can be named {name:?}"),
             });
         }
-        version
-    };
-    let (layout, inputs) = collect_inputs(&request.source)?;
+        inputs.push(Input {
+            name: name.clone(),
+            path: path.clone(),
+            size: meta.len(),
+            sha256: *sha256,
+        });
+    }
+    ingest_and_commit(store, model, version, options, layout, &inputs, progress)
+}
+
+/// Checks the names and the repo id, and picks the version name (refusing one that exists).
+fn prepare(
+    store: &Store,
+    model: &str,
+    version: Option<&str>,
+    options: &AddOptions,
+) -> Result<String> {
+    validate_name("model name", model)?;
+    if let Some(version) = version {
+        validate_name("version", version)?;
+    }
+    if let Some(repo) = options.hf_repo.as_deref() {
+        check_hf_repo(repo).map_err(|reason| Error::BadInput {
+            path: "--hf-repo".into(),
+            reason,
+        })?;
+    }
+    let registry = store.registry()?;
+    if let Some(repo) = options.hf_repo.as_deref() {
+        hf_repo_free(&registry, model, repo)?;
+    }
+    let existing = registry.models.get(model);
+    let version = version
+        .map(str::to_owned)
+        .unwrap_or_else(|| next_version_name(existing));
+    if existing.is_some_and(|m| m.versions.iter().any(|v| v.version == version)) {
+        return Err(Error::VersionExists {
+            model: model.to_owned(),
+            version,
+        });
+    }
+    Ok(version)
+}
+
+/// Ingests `inputs` and commits them as `version` of `model`; on any failure removes what it wrote.
+fn ingest_and_commit(
+    store: &Store,
+    model_name: &str,
+    version: String,
+    options: &AddOptions,
+    layout: Layout,
+    inputs: &[Input],
+    progress: &dyn Progress,
+) -> Result<AddReport> {
+    let hf_repo = options.hf_repo.as_deref();
     let total: u64 = inputs.iter().map(|i| i.size).sum();
     progress.begin(total);
 
     let mut ingest = Ingest::new(store)?;
-    let result = ingest.run(&inputs, progress);
+    let result = ingest.run(inputs, progress);
     progress.finish();
     let files = match result {
         Ok(files) => files,
@@ -118,21 +212,27 @@ pub fn add(store: &Store, request: &AddRequest, progress: &dyn Progress) -> Resu
         added_unix: now_unix(),
         layout,
         files,
+        release: None,
     };
     let committed = store.update_registry(|registry| {
+        if let Some(repo) = hf_repo {
+            hf_repo_free(registry, model_name, repo)?;
+        }
         let model = registry
             .models
-            .entry(request.model.clone())
-            .or_insert_with(|| crate::format::registry::ModelEntry {
-                versions: Vec::new(),
-            });
+            .entry(model_name.to_owned())
+            .or_insert_with(|| crate::format::registry::ModelEntry::new(Vec::new()));
         if model.versions.iter().any(|v| v.version == version) {
             return Err(Error::VersionExists {
-                model: request.model.clone(),
+                model: model_name.to_owned(),
                 version: version.clone(),
             });
         }
+        model.current = None;
         model.versions.push(entry);
+        if let Some(repo) = hf_repo {
+            model.hf_repo = Some(repo.to_owned());
+        }
         Ok(())
     });
     if let Err(e) = committed {
@@ -140,12 +240,27 @@ pub fn add(store: &Store, request: &AddRequest, progress: &dyn Progress) -> Resu
         return Err(e);
     }
     Ok(AddReport {
-        model: request.model.clone(),
+        model: model_name.to_owned(),
         version,
         files: inputs.len(),
         logical_bytes: total,
         ..ingest.report
     })
+}
+
+/// Refuses `repo` if a model other than `model` shows under it in the `.hf` view already.
+fn hf_repo_free(registry: &Registry, model: &str, repo: &str) -> Result<()> {
+    let taken = registry
+        .models
+        .iter()
+        .find(|(name, entry)| *name != model && hf_repo_of(name, entry).as_deref() == Some(repo));
+    match taken {
+        Some((other, _)) => Err(Error::BadInput {
+            path: "--hf-repo".into(),
+            reason: format!("Hugging Face repo id {repo:?} is model {other:?}'s already"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Finds the files to add: the file itself, or every file under the folder (symlinks followed).
@@ -159,6 +274,7 @@ fn collect_inputs(source: &Path) -> Result<(Layout, Vec<Input>)> {
                 name,
                 path: source.to_owned(),
                 size: meta.len(),
+                sha256: None,
             }],
         ));
     }
@@ -222,6 +338,7 @@ fn walk(
                 name,
                 path,
                 size: meta.len(),
+                sha256: None,
             });
         } else if meta.is_dir() {
             if seen.insert((meta.dev(), meta.ino())) {
@@ -249,7 +366,7 @@ fn file_name(path: &Path) -> Result<String> {
         })
 }
 
-fn bad_input(path: &Path, e: &std::io::Error) -> Error {
+pub(crate) fn bad_input(path: &Path, e: &std::io::Error) -> Error {
     let reason = match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
         std::io::ErrorKind::PermissionDenied => "not readable (permission denied)".to_owned(),
@@ -292,6 +409,17 @@ impl<'s> Ingest<'s> {
         let mut files = Vec::with_capacity(inputs.len());
         for input in inputs {
             let manifest = self.add_file(input, progress)?;
+            if input
+                .sha256
+                .is_some_and(|expected| expected != manifest.sha256)
+            {
+                return Err(Error::BadInput {
+                    path: input.path.clone(),
+                    reason: "its sha256 differs from the digest it is known by (damaged or \
+                             replaced)"
+                        .into(),
+                });
+            }
             let (id, created) = self.store.put_manifest(&manifest)?;
             if created {
                 self.new_manifests.push(id);
@@ -749,5 +877,53 @@ mod tests {
             Err(Error::BadInput { .. })
         ));
         assert_eq!(store.registry().unwrap().models.len(), 1);
+    }
+
+    #[test]
+    fn a_repo_id_is_set_kept_checked_and_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir.path().join("store"));
+        let path = dir.path().join("m.bin");
+        std::fs::write(&path, b"weights").unwrap();
+        let request = |model: &str| AddRequest {
+            model: model.into(),
+            version: None,
+            source: path.clone(),
+        };
+        let with = |repo: &str| AddOptions {
+            hf_repo: Some(repo.into()),
+        };
+        add_with(&store, &request("a"), &with("acme/tiny"), &Silent).unwrap();
+        add(&store, &request("a"), &Silent).unwrap();
+        let registry = store.registry().unwrap();
+        assert_eq!(
+            registry.models["a"].hf_repo.as_deref(),
+            Some("acme/tiny"),
+            "kept by v2"
+        );
+        for bad in ["acme/../x", "acme//x", "acme/x y", "x"] {
+            assert!(matches!(
+                add_with(&store, &request("b"), &with(bad), &Silent),
+                Err(Error::BadInput { .. })
+            ));
+        }
+        let taken = add_with(&store, &request("b"), &with("acme/tiny"), &Silent).unwrap_err();
+        assert!(
+            taken.to_string().contains("model \"a\"'s already"),
+            "{taken}"
+        );
+        add(&store, &request("c"), &Silent).unwrap();
+        let default_taken =
+            add_with(&store, &request("b"), &with("modelfs/c"), &Silent).unwrap_err();
+        assert!(
+            default_taken.to_string().contains("model \"c\"'s"),
+            "{default_taken}"
+        );
+        assert_eq!(store.registry().unwrap().models.len(), 2, "nothing added");
+        add_with(&store, &request("b"), &with("modelfs/b"), &Silent).unwrap();
+        add_with(&store, &request("a"), &with("acme/tiny2"), &Silent).unwrap();
+        let registry = store.registry().unwrap();
+        assert_eq!(registry.models["a"].hf_repo.as_deref(), Some("acme/tiny2"));
+        assert_eq!(registry.models["b"].hf_repo.as_deref(), Some("modelfs/b"));
     }
 }

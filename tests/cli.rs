@@ -10,8 +10,31 @@ fn help_lists_every_command_and_each_has_its_own_help() {
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for command in [
-        "init", "add", "ls", "cat", "mount", "umount", "refresh", "diff", "import", "pack",
-        "verify", "rm", "gc", "stats", "index",
+        "init",
+        "add",
+        "ls",
+        "cat",
+        "mount",
+        "umount",
+        "refresh",
+        "diff",
+        "import",
+        "pack",
+        "verify",
+        "rm",
+        "gc",
+        "stats",
+        "index",
+        "key",
+        "sign",
+        "rollback",
+        "keep",
+        "audit",
+        "inventory",
+        "export",
+        "import-hf",
+        "import-ollama",
+        "doctor",
     ] {
         assert!(
             help.contains(&format!("  {command} ")),

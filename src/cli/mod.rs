@@ -13,12 +13,17 @@ macro_rules! out {
 }
 
 mod add;
+mod audit;
 mod cat;
 mod diff;
+mod doctor;
+mod export;
 mod gc;
 mod import;
+mod import_cache;
 mod index;
 mod init;
+mod key;
 mod ls;
 mod mount;
 mod net;
@@ -26,7 +31,9 @@ mod pack;
 mod peers;
 mod pull;
 mod rm;
+mod rollback;
 mod serve;
+mod sign;
 mod stats;
 mod verify;
 
@@ -89,6 +96,10 @@ enum Command {
     Diff(diff::Args),
     /// Copy models from another store (a stick, a share, a URL), only the chunks this store lacks.
     Import(import::Args),
+    /// Take models from a Hugging Face hub cache into the store (the cache is left untouched).
+    ImportHf(import_cache::HfArgs),
+    /// Take models from Ollama's models folder into the store (the folder is left untouched).
+    ImportOllama(import_cache::OllamaArgs),
     /// Fetch models from a peer or a mirror: only the chunks this store lacks, verified.
     Pull(pull::Args),
     /// Share this store with peers over HTTP, read-only.
@@ -106,6 +117,24 @@ enum Command {
     Gc(gc::Args),
     /// Show models, files, logical and stored bytes, dedup ratio, chunks and packs.
     Stats(stats::Args),
+    /// Make, trust and list release-signing keys, and set the store's trust policy.
+    #[command(subcommand)]
+    Key(key::Command),
+    /// Sign a release statement for a model version: its files, sizes, digests, channel and a
+    /// sequence number that only grows.
+    Sign(sign::Args),
+    /// Make an earlier version the one a model's name shows (and mounts pick up).
+    Rollback(rollback::Args),
+    /// Set how many versions of a model `gc` keeps (default 3).
+    Keep(rollback::KeepArgs),
+    /// Show the store's audit log, check its hash chain, or seal its head with a signature.
+    Audit(audit::Args),
+    /// Print what this store holds (chunks and releases), for a publisher's `export --have`.
+    Inventory(export::InventoryArgs),
+    /// Write an update pack: only the chunks a site lacks, plus the signed releases.
+    Export(export::Args),
+    /// Check what mounts and stores trip over, and say how to fix each.
+    Doctor(doctor::Args),
     /// Maintain the chunk index.
     #[command(subcommand)]
     Index(index::Command),
@@ -134,6 +163,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Refresh(args) => mount::run_refresh(args),
         Command::Diff(args) => diff::run(&store_dir, args),
         Command::Import(args) => import::run(&store_dir, args),
+        Command::ImportHf(args) => import_cache::run_hf(&store_dir, args),
+        Command::ImportOllama(args) => import_cache::run_ollama(&store_dir, args),
         Command::Pull(args) => pull::run(&store_dir, args),
         Command::Serve(args) => serve::run(&store_dir, args),
         Command::Peers(args) => peers::run(&store_dir, args),
@@ -142,6 +173,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => rm::run(&store_dir, args),
         Command::Gc(args) => gc::run(&store_dir, args),
         Command::Stats(args) => stats::run(&store_dir, args),
+        Command::Key(command) => key::run(&store_dir, command),
+        Command::Sign(args) => sign::run(&store_dir, args),
+        Command::Rollback(args) => rollback::run(&store_dir, args),
+        Command::Keep(args) => rollback::run_keep(&store_dir, args),
+        Command::Audit(args) => audit::run(&store_dir, args),
+        Command::Inventory(args) => export::run_inventory(&store_dir, args),
+        Command::Export(args) => export::run(&store_dir, args),
+        Command::Doctor(args) => doctor::run(&store_dir, args),
         Command::Index(command) => index::run(&store_dir, command),
     }
 }
