@@ -615,45 +615,28 @@ fn a_key_held_in_an_hsm_signs_through_pkcs11() {
     let site = site_trusting(&publisher.key("release-hsm.pub"));
     site.ok(&["import", publisher.src(), "--models", "llama@v2"]);
     assert!(cat(&site, "llama") == publisher.v2);
-    // A wrong PIN and an unknown label are one-line errors.
-    let out = modelfs(
-        &publisher.store,
-        &[
-            "sign",
-            "llama@v1",
-            "--pkcs11-module",
-            SOFTHSM,
-            "--key-label",
-            "nope",
-        ],
-    )
-    .env("SOFTHSM2_CONF", &conf)
-    .env("MODELFS_PKCS11_PIN", "1234")
-    .output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("PKCS#11 module"),
-        "{stderr}"
-    );
-    let out = modelfs(
-        &publisher.store,
-        &[
-            "sign",
-            "llama@v1",
-            "--pkcs11-module",
-            SOFTHSM,
-            "--key-label",
-            "release-hsm",
-        ],
-    )
-    .env("SOFTHSM2_CONF", &conf)
-    .env("MODELFS_PKCS11_PIN", "9999")
-    .output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.to_lowercase().contains("pin"),
-        "{stderr}"
-    );
+    // An unknown label and a wrong PIN are one-line errors.
+    let sign_fails = |label: &str, pin: &str| {
+        let out = modelfs(
+            &publisher.store,
+            &[
+                "sign",
+                "llama@v1",
+                "--pkcs11-module",
+                SOFTHSM,
+                "--key-label",
+                label,
+            ],
+        )
+        .env("SOFTHSM2_CONF", &conf)
+        .env("MODELFS_PKCS11_PIN", pin)
+        .output()
+        .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = sign_fails("nope", "1234");
+    assert!(stderr.contains("PKCS#11 module"), "{stderr}");
+    let stderr = sign_fails("release-hsm", "9999");
+    assert!(stderr.to_lowercase().contains("pin"), "{stderr}");
 }
