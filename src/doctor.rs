@@ -94,11 +94,18 @@ pub fn run(store: &Path, mountpoint: Option<&Path>) -> Vec<Check> {
                 writer_lock(store),
                 free_space(store),
                 index(&opened, &command),
+                pins(&opened),
             ]);
         }
         Err(check) => {
             checks.push(check);
-            for name in ["store_writable", "writer_lock", "free_space", "index"] {
+            for name in [
+                "store_writable",
+                "writer_lock",
+                "free_space",
+                "index",
+                "pins",
+            ] {
                 checks.push(Check::new(
                     name,
                     Status::Warn,
@@ -327,21 +334,88 @@ fn kernel() -> Check {
             "a kernel of 4.20 or later reads in 1 MiB requests, several times faster",
         );
     }
-    let passthrough = match version >= PASSTHROUGH_KERNEL {
-        false => "no (needs 6.9)".to_owned(),
-        true => match kernel_config(&release)
-            .map(|config| config_option(&config, "CONFIG_FUSE_PASSTHROUGH"))
-        {
-            Some(Some(true)) => "yes".to_owned(),
-            Some(_) => "no (CONFIG_FUSE_PASSTHROUGH is not set)".to_owned(),
-            None => "unknown (no kernel config in /boot or /proc/config.gz)".to_owned(),
-        },
+    let passthrough = match kernel_passthrough(&release, version) {
+        Ok(()) => "yes".to_owned(),
+        Err(why) => format!("no ({why})"),
     };
     Check::ok(
         NAME,
         format!(
-            "Linux {release}; FUSE passthrough: {passthrough} (modelfs does not need it: it \
-             serves chunked, compressed data)"
+            "Linux {release}; FUSE passthrough: {passthrough} (used for pinned models; unpinned \
+             ones are chunked, compressed data served by the mount)"
+        ),
+    )
+}
+
+/// Whether the running kernel has FUSE passthrough, or why not.
+fn kernel_passthrough(release: &str, version: (u32, u32)) -> Result<(), String> {
+    if version < PASSTHROUGH_KERNEL {
+        return Err("needs Linux 6.9".into());
+    }
+    match kernel_config(release).map(|config| config_option(&config, "CONFIG_FUSE_PASSTHROUGH")) {
+        Some(Some(true)) => Ok(()),
+        Some(_) => Err("CONFIG_FUSE_PASSTHROUGH is not set".into()),
+        None => Err("unknown: no kernel config in /boot or /proc/config.gz".into()),
+    }
+}
+
+/// Whether this process holds CAP_SYS_ADMIN, which the kernel asks of a daemon handing it
+/// backing files.
+fn has_sys_admin() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+            u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// The store's pins: how many, where, and how a mount started by this user would serve them.
+fn pins(store: &Store) -> Check {
+    const NAME: &str = "pins";
+    let area = match crate::pin::PinArea::of(store) {
+        Ok(area) => area,
+        Err(e) => return Check::new(NAME, Status::Warn, format!("no pin area: {e}"), ""),
+    };
+    let table = match area.table() {
+        Ok(table) => table,
+        Err(e) => {
+            return Check::new(
+                NAME,
+                Status::Fail,
+                format!("the pin table cannot be read: {e}"),
+                &format!("remove {} and pin again", quoted(area.dir())),
+            );
+        }
+    };
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let serving = match kernel_version(&release).map(|v| kernel_passthrough(&release, v)) {
+        Some(Ok(())) if has_sys_admin() => "by FUSE passthrough (native speed)".to_owned(),
+        Some(Ok(())) => {
+            "by reads in the mount: passthrough needs CAP_SYS_ADMIN (mount as root)".to_owned()
+        }
+        Some(Err(why)) => format!("by reads in the mount: no FUSE passthrough ({why})"),
+        None => "by reads in the mount: unknown kernel".to_owned(),
+    };
+    let verity = table
+        .pins
+        .iter()
+        .flat_map(|p| &p.files)
+        .filter(|f| f.verity.is_some())
+        .count();
+    let files: usize = table.pins.iter().map(|p| p.files.len()).sum();
+    Check::ok(
+        NAME,
+        format!(
+            "{} pinned version{} in {}; a mount here serves them {serving}; {verity} of {files} \
+             pinned files kernel-verified (fs-verity)",
+            table.pins.len(),
+            if table.pins.len() == 1 { "" } else { "s" },
+            area.dir().display(),
         ),
     )
 }

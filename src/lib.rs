@@ -15,6 +15,8 @@
 //! - [`ingest`]: `add` — files to chunks to packs to a committed registry entry.
 //! - [`import_cache`]: `import-hf` and `import-ollama` — Hugging Face and Ollama caches read
 //!   (never written) and added as versions.
+//! - [`pin`]: pinned models: plain, verified copies of a version's files that the mount serves
+//!   natively (FUSE passthrough), and the mount's automatic `--pin-budget`.
 //! - [`vfs`]: the registry as an inode tree with `read_at`, independent of FUSE.
 //! - [`fuse`]: the kernel adapter over [`vfs`]; the only user of `fuser`.
 //! - [`mount`]: the mount's life cycle: validated config, serve loop, daemon, mount table.
@@ -45,6 +47,7 @@ pub mod ingest;
 pub mod modelfile;
 pub mod mount;
 pub mod peer;
+pub mod pin;
 pub mod progress;
 pub mod publish;
 pub mod read;

@@ -35,6 +35,7 @@ use tracing::{error, warn};
 use crate::error::{Error, Result};
 use crate::format::registry::{Layout, Registry, VersionEntry};
 use crate::id::ManifestId;
+use crate::pin::PinnedCopies;
 use crate::read::{OpenFile, Reader};
 use crate::store::registry::{current_version, mounted_name};
 use views::{Content, GgufFile, OLLAMA_MODELS, Probed, ViewFile};
@@ -105,6 +106,19 @@ enum NodeData {
 enum Handle {
     File(Arc<OpenFile>),
     Inline(Arc<[u8]>),
+    /// A pinned copy, read as it is (it was verified when written, and the kernel checks it
+    /// where it has fs-verity).
+    Pinned(Arc<std::fs::File>),
+}
+
+/// An opened file: its handle, and the pinned copy behind it, if any, for the FUSE layer to hand
+/// the kernel (passthrough).
+#[derive(Debug)]
+pub struct Opened {
+    /// The handle for [`Vfs::read`] and [`Vfs::release`].
+    pub fh: Fh,
+    /// The pinned copy the handle reads from.
+    pub pinned: Option<Arc<std::fs::File>>,
 }
 
 #[derive(Debug)]
@@ -178,6 +192,11 @@ pub struct Vfs {
     /// Files open under any handle, by manifest, so concurrent opens of one file share its
     /// resolved chunk locations. Weak: the last `release` frees the table.
     open_files: Mutex<HashMap<ManifestId, Weak<OpenFile>>>,
+    /// Pinned copies served instead of chunks, by manifest ([`Vfs::set_pinned`]).
+    pinned: RwLock<Arc<PinnedCopies>>,
+    /// When a pinned copy was last opened (unix seconds), not yet taken by
+    /// [`Vfs::take_pin_uses`].
+    pin_uses: Mutex<HashMap<ManifestId, u64>>,
 }
 
 impl Vfs {
@@ -199,6 +218,8 @@ impl Vfs {
             handles: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             open_files: Mutex::new(HashMap::new()),
+            pinned: RwLock::new(Arc::new(PinnedCopies::new())),
+            pin_uses: Mutex::new(HashMap::new()),
         };
         vfs.reload()?;
         Ok(vfs)
@@ -385,16 +406,80 @@ impl Vfs {
         })
     }
 
-    /// Opens file `ino` and returns a handle for [`Vfs::read`].
-    pub fn open(&self, ino: Ino) -> Result<Fh> {
+    /// The registry the tree was last built from.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .lock()
+            .expect("registry lock poisoned")
+            .clone()
+    }
+
+    /// Serves these pinned copies from now on (files opened before keep what they read).
+    pub fn set_pinned(&self, copies: PinnedCopies) {
+        *self.pinned.write().expect("pin table poisoned") = Arc::new(copies);
+    }
+
+    /// When pinned copies were opened since the last call (unix seconds, by manifest).
+    pub fn take_pin_uses(&self) -> HashMap<ManifestId, u64> {
+        std::mem::take(&mut *self.pin_uses.lock().expect("pin use table poisoned"))
+    }
+
+    /// Opens the pinned copy of `manifest`, if there is one the kernel or its size vouches for;
+    /// a copy that cannot be used is logged and the store's chunks are read instead.
+    fn open_pinned(&self, manifest: &ManifestId, label: &str, size: u64) -> Option<std::fs::File> {
+        let copy = self
+            .pinned
+            .read()
+            .expect("pin table poisoned")
+            .get(manifest)?
+            .clone();
+        let opened = crate::store::fsutil::open_regular(&copy.path).and_then(|file| {
+            let len = file.metadata()?.len();
+            let verified = crate::pin::verity::matches(&file, copy.verity.as_deref())?;
+            Ok((file, len, verified))
+        });
+        match opened {
+            Ok((file, len, true)) if len == size && copy.size == size => {
+                self.pin_uses
+                    .lock()
+                    .expect("pin use table poisoned")
+                    .insert(*manifest, crate::store::now_unix());
+                Some(file)
+            }
+            Ok((_, len, verified)) => {
+                error!(file = %label, copy = %copy.path.display(), len, size, verified, "the pinned copy does not match the file; reading the store's chunks instead");
+                None
+            }
+            Err(e) => {
+                warn!(file = %label, copy = %copy.path.display(), error = %e, "cannot open the pinned copy; reading the store's chunks instead");
+                None
+            }
+        }
+    }
+
+    /// Opens file `ino` for [`Vfs::read`]: from its pinned copy if it has one, else from the
+    /// store's chunks.
+    pub fn open(&self, ino: Ino) -> Result<Opened> {
         let (manifest_id, label, size) = match self.with_node(ino, |_, node| match &node.data {
             NodeData::File { manifest, label } => Ok(Ok((*manifest, label.clone(), node.size))),
             NodeData::Inline(bytes) => Ok(Err(bytes.clone())),
             NodeData::Dir { .. } => Err(Error::IsADirectory),
         })? {
             Ok(file) => file,
-            Err(bytes) => return Ok(self.new_handle(Handle::Inline(bytes))),
+            Err(bytes) => {
+                return Ok(Opened {
+                    fh: self.new_handle(Handle::Inline(bytes)),
+                    pinned: None,
+                });
+            }
         };
+        if let Some(file) = self.open_pinned(&manifest_id, &label, size) {
+            let file = Arc::new(file);
+            return Ok(Opened {
+                fh: self.new_handle(Handle::Pinned(file.clone())),
+                pinned: Some(file),
+            });
+        }
         let file = {
             let mut open_files = self.open_files.lock().expect("open file table poisoned");
             match open_files.get(&manifest_id).and_then(Weak::upgrade) {
@@ -407,7 +492,10 @@ impl Vfs {
                 }
             }
         };
-        Ok(self.new_handle(Handle::File(file)))
+        Ok(Opened {
+            fh: self.new_handle(Handle::File(file)),
+            pinned: None,
+        })
     }
 
     fn new_handle(&self, open: Handle) -> Fh {
@@ -430,6 +518,7 @@ impl Vfs {
         {
             Some(Handle::File(file)) => Handle::File(file.clone()),
             Some(Handle::Inline(bytes)) => Handle::Inline(bytes.clone()),
+            Some(Handle::Pinned(file)) => Handle::Pinned(file.clone()),
             None => return Err(Error::StaleHandle(handle.0)),
         };
         match open {
@@ -442,6 +531,10 @@ impl Vfs {
                 dst[..n].copy_from_slice(&bytes[from..from + n]);
                 Ok(n)
             }
+            Handle::Pinned(file) => read_full_at(&file, offset, dst).map_err(|e| {
+                error!(offset, error = %e, "read of a pinned copy failed");
+                Error::io("(pinned copy)", e)
+            }),
         }
     }
 
@@ -452,6 +545,21 @@ impl Vfs {
             .expect("handle table poisoned")
             .remove(&handle);
     }
+}
+
+/// Reads into `dst` at `offset` until it is full or the file ends.
+fn read_full_at(file: &std::fs::File, offset: u64, dst: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < dst.len() {
+        match file.read_at(&mut dst[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 fn kind(node: &Node) -> NodeKind {
@@ -848,7 +956,7 @@ mod tests {
         let vfs = vfs_of(&store);
         let ino = at(&vfs, "/m.bin").ino;
         assert!(matches!(vfs.open(ROOT_INO), Err(Error::IsADirectory)));
-        let (first, second) = (vfs.open(ino).unwrap(), vfs.open(ino).unwrap());
+        let (first, second) = (vfs.open(ino).unwrap().fh, vfs.open(ino).unwrap().fh);
         assert_ne!(first, second, "handles are never reused");
         let mut buf = vec![0u8; 70_000];
         assert_eq!(vfs.read(first, 50_000, &mut buf).unwrap(), 50_000);
@@ -860,6 +968,41 @@ mod tests {
         ));
         assert_eq!(vfs.read(second, 0, &mut buf[..10]).unwrap(), 10);
         assert_eq!(&buf[..10], &bytes[..10]);
+    }
+
+    #[test]
+    fn pinned_copies_are_served_when_they_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir.path().join("store"));
+        let bytes = random_bytes(8, 100_000);
+        add_model(&store, dir.path(), "m", &bytes);
+        let vfs = vfs_of(&store);
+        let manifest = store.registry().unwrap().models["m"].versions[0].files[0].manifest;
+        let copy = dir.path().join("copy");
+        // A copy whose bytes differ at one place, to tell which one is read.
+        let mut marked = bytes.clone();
+        marked[10] ^= 0xff;
+        std::fs::write(&copy, &marked).unwrap();
+        let pinned = |size| {
+            let copy = crate::pin::PinnedCopy {
+                path: copy.clone(),
+                size,
+                verity: None,
+            };
+            PinnedCopies::from([(manifest, copy)])
+        };
+        vfs.set_pinned(pinned(bytes.len() as u64));
+        let ino = at(&vfs, "/m.bin").ino;
+        assert!(vfs.open(ino).unwrap().pinned.is_some());
+        assert_eq!(read_all(&vfs, "/m.bin"), marked);
+        assert_eq!(vfs.take_pin_uses().len(), 1);
+        // A copy of another size, or gone, is not used: the store's chunks are.
+        vfs.set_pinned(pinned(5));
+        assert!(vfs.open(ino).unwrap().pinned.is_none());
+        assert_eq!(read_all(&vfs, "/m.bin"), bytes);
+        vfs.set_pinned(pinned(bytes.len() as u64));
+        std::fs::remove_file(&copy).unwrap();
+        assert_eq!(read_all(&vfs, "/m.bin"), bytes);
     }
 
     /// A GGUF v3 file with no tensors: `general.architecture`, a string array to skip, and
@@ -891,7 +1034,7 @@ mod tests {
 
     fn read_all(vfs: &Vfs, path: &str) -> Vec<u8> {
         let attr = at(vfs, path);
-        let handle = vfs.open(attr.ino).unwrap();
+        let handle = vfs.open(attr.ino).unwrap().fh;
         let mut buf = vec![0u8; attr.size as usize + 10];
         let n = vfs.read(handle, 0, &mut buf).unwrap();
         vfs.release(handle);

@@ -8,7 +8,7 @@ use crate::netutil::store_with;
 use crate::util::TestStore;
 
 /// Every check doctor runs when given a mountpoint, in order.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 12] = [
     "fuse_device",
     "fusermount3",
     "mount_access",
@@ -19,6 +19,7 @@ const CHECKS: [&str; 11] = [
     "writer_lock",
     "free_space",
     "index",
+    "pins",
     "mountpoint",
 ];
 

@@ -18,6 +18,9 @@ pub fn run(store_dir: &Path, _args: Args) -> anyhow::Result<ExitCode> {
     for pruned in &report.versions_pruned {
         out!("dropped {pruned}: older than the versions its model keeps (`modelfs keep NAME N`)");
     }
+    for pin in &report.pins_dropped {
+        out!("unpinned {pin}: the store no longer has it");
+    }
     audit::record(
         &store,
         Change::new(Action::Gc).detail(format!(

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::collections::HashMap;
 
 use modelfs::Access;
+use modelfs::format::pins::Pin;
 use modelfs::format::registry::VersionEntry;
+use modelfs::pin::PinArea;
 use modelfs::stats::{ModelUsage, Usage, model_usage};
 use modelfs::store::now_unix;
 use modelfs::store::registry::{current_version, hf_repo_of, mounted_name, resolve};
@@ -52,7 +54,42 @@ struct VersionJson<'a> {
     release: Option<ReleaseJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<Usage>,
+    /// Whether the version is pinned (`modelfs pin`, or the mount's `--pin-budget`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned: Option<PinJson>,
     files: Vec<FileJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct PinJson {
+    /// Pinned by a mount's `--pin-budget` (evicted when the budget needs room).
+    auto: bool,
+    /// Bytes of its pinned copies.
+    size: u64,
+    /// fs-verity is on for every copy: the kernel checks each page read.
+    kernel_verified: bool,
+    /// When a mount last opened it (unix seconds).
+    used_unix: u64,
+}
+
+impl PinJson {
+    fn new(pin: &Pin) -> PinJson {
+        PinJson {
+            auto: pin.auto,
+            size: pin.files.iter().map(|f| f.size).sum(),
+            kernel_verified: pin.files.iter().all(|f| f.verity.is_some()),
+            used_unix: pin.used_unix,
+        }
+    }
+
+    /// One word for the table: `pinned`, `auto`, with `+verity` when the kernel checks it.
+    fn short(&self) -> String {
+        format!(
+            "{}{}",
+            if self.auto { "auto" } else { "pinned" },
+            if self.kernel_verified { "+verity" } else { "" }
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -163,6 +200,16 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         false => HashMap::new(),
     };
     let keyring = store.keyring()?;
+    let pin_area = PinArea::of(&store).ok();
+    let pins = match &pin_area {
+        Some(area) => area.table()?.pins,
+        None => Vec::new(),
+    };
+    let pin_of = |model: &str, version: &str| {
+        pins.iter()
+            .find(|p| p.model == model && p.version == version)
+            .map(PinJson::new)
+    };
     let now = now_unix();
     let mut models = Vec::new();
     for (name, entry) in selected {
@@ -192,6 +239,7 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 current: version.version == current.version,
                 release: release.map(ReleaseJson::new),
                 usage: model_usage.map(|u| u.versions[i].1),
+                pinned: pin_of(name, &version.version),
                 files,
             });
         }
@@ -231,6 +279,21 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                         .as_ref()
                         .map_or("unsigned".to_owned(), ReleaseJson::short),
                 );
+                if let Some(pin) = &version.pinned {
+                    out!(
+                        "  pinned{}: {} of plain files, {}",
+                        if pin.auto {
+                            " by a mount's --pin-budget"
+                        } else {
+                            ""
+                        },
+                        human_bytes(pin.size),
+                        match pin.kernel_verified {
+                            true => "kernel-verified (fs-verity)",
+                            false => "checked by `modelfs verify` (no fs-verity here)",
+                        }
+                    );
+                }
                 if let Some(release) = version.release.as_ref().filter(|r| r.verdict != "ok") {
                     out!("  release refused: {}", release.verdict);
                 }
@@ -251,14 +314,15 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         out!("no models yet; add one with `modelfs add NAME PATH`");
     } else {
         out!(
-            "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {:<24}  SIGNED",
+            "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {:<24}  {:<13}  SIGNED",
             "MODEL",
             "VERSIONS",
             "CURRENT",
             "FILES",
             "SIZE",
             "ADDED",
-            "MOUNTED AS"
+            "MOUNTED AS",
+            "PINNED"
         );
         for model in &models {
             let current = model
@@ -266,8 +330,19 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 .iter()
                 .find(|v| v.current)
                 .expect("a registered model has a current version");
+            let pinned: Vec<String> = model
+                .versions
+                .iter()
+                .filter_map(|v| {
+                    let pin = v.pinned.as_ref()?;
+                    Some(match v.current {
+                        true => pin.short(),
+                        false => format!("@{}", v.version),
+                    })
+                })
+                .collect();
             out!(
-                "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {:<24}  {}",
+                "{:<28} {:>8} {:>7} {:>6} {:>10}  {:<16}  {:<24}  {:<13}  {}",
                 model.name,
                 model.versions.len(),
                 current.version,
@@ -275,6 +350,10 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 human_bytes(current.size),
                 human_time(current.added_unix),
                 model.mounted_as,
+                match pinned.is_empty() {
+                    true => "-".to_owned(),
+                    false => pinned.join(","),
+                },
                 current
                     .release
                     .as_ref()
@@ -283,6 +362,16 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             if let Some(usage) = model.usage {
                 out!("  all versions: {}", usage_line(&usage));
             }
+        }
+        if let Some(area) = pin_area.as_ref().filter(|_| !pins.is_empty()) {
+            let size: u64 = pins.iter().flat_map(|p| &p.files).map(|f| f.size).sum();
+            out!(
+                "pinned: {} version{}, {} in {}",
+                pins.len(),
+                if pins.len() == 1 { "" } else { "s" },
+                human_bytes(size),
+                area.dir().display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

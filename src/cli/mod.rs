@@ -29,6 +29,7 @@ mod mount;
 mod net;
 mod pack;
 mod peers;
+mod pin;
 mod pull;
 mod rm;
 mod rollback;
@@ -109,6 +110,11 @@ enum Command {
     /// Write chosen models into DEST as a self-contained store, with `--with-binary` ready to
     /// mount or install from on a machine without modelfs.
     Pack(pack::Args),
+    /// Keep a version as plain, verified files that mounts serve at native speed (FUSE
+    /// passthrough where the kernel allows).
+    Pin(pin::Args),
+    /// Stop serving a pinned version natively and free its copies.
+    Unpin(pin::Args),
     /// Re-read and re-hash every chunk of the named models (all if none); report every problem.
     Verify(verify::Args),
     /// Remove a model, or one version of it, from the registry (`gc` then frees the space).
@@ -169,6 +175,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&store_dir, args),
         Command::Peers(args) => peers::run(&store_dir, args),
         Command::Pack(args) => pack::run(&store_dir, args),
+        Command::Pin(args) => pin::run(&store_dir, args),
+        Command::Unpin(args) => pin::run_unpin(&store_dir, args),
         Command::Verify(args) => verify::run(&store_dir, args),
         Command::Rm(args) => rm::run(&store_dir, args),
         Command::Gc(args) => gc::run(&store_dir, args),
@@ -227,6 +235,42 @@ impl Progress for Bar {
     }
 }
 
+/// Parses a size as people write it: `1500000`, `500M`, `20G`, `1.5TB` (powers of 1000, as
+/// `human_bytes` prints them) or `20GiB` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 500M, 20G or 20GiB"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let (prefix, binary) = match unit.strip_suffix("ib") {
+        Some(prefix) => (prefix, true),
+        None => (unit.strip_suffix('b').unwrap_or(&unit), false),
+    };
+    let power = match prefix {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit; use K, M, G or T (or KiB … TiB)"
+            ));
+        }
+    };
+    let base: f64 = if binary { 1024.0 } else { 1000.0 };
+    let bytes = number * base.powi(power);
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("{text:?} is too large"));
+    }
+    Ok(bytes as u64)
+}
+
 /// Formats a byte count for people: `1.07 GB`, `512 B`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
@@ -274,6 +318,13 @@ mod tests {
         assert_eq!(human_bytes(1_070_000_000), "1.07 GB");
         assert_eq!(human_time(0), "1970-01-01 00:00");
         assert_eq!(human_time(1_795_000_000), "2026-11-18 11:06");
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("500M"), Ok(500_000_000));
+        assert_eq!(parse_size("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("20GiB"), Ok(20 << 30));
+        assert!(parse_size("20X").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("1e30T").is_err());
     }
 
     #[test]

@@ -48,6 +48,14 @@ pub struct Args {
     /// trusted signatures, statement matching the files, not expired); others are hidden.
     #[arg(long)]
     require_signed: bool,
+    /// Pin the most-read models automatically within SIZE of disk (`20G`, `500M`), least
+    /// recently used out; pins made with `modelfs pin` are neither counted nor evicted.
+    #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+    pin_budget: Option<u64>,
+    /// Serve pinned files by reading their copies in the mount instead of handing them to the
+    /// kernel (FUSE passthrough, used where the kernel and privileges allow).
+    #[arg(long)]
+    no_passthrough: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -86,6 +94,8 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         log: args.log,
         metrics: args.metrics,
         require_signed: args.require_signed,
+        passthrough: !args.no_passthrough,
+        pin_budget: args.pin_budget,
     })?;
     mount::run(&config, |ready| match ready {
         Ready::Foreground => eprintln!(

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use modelfs::Access;
 use modelfs::audit::{self, Action, Change};
+use modelfs::pin::PinArea;
 use modelfs::store::registry::{ModelSpec, resolve};
 
 use super::open_store;
@@ -56,6 +57,9 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .release(&spec.model, version.as_deref())
             .detail(format!("removed {removed}")),
     )?;
+    for pin in PinArea::of(&store)?.retain(&store.registry()?)? {
+        out!("unpinned {pin}");
+    }
     out!("removed {removed}; run `modelfs gc` to reclaim its space");
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use modelfs::Access;
+use modelfs::pin::PinArea;
 use modelfs::store::now_unix;
 use modelfs::store::registry::ModelSpec;
 use modelfs::store::scrub::scrub;
@@ -32,6 +33,15 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let refused = check_releases(&store, &specs)?;
+    let damaged_pins = PinArea::of(&store)?.check(&|id| store.manifest(id), &super::Bar::new())?;
+    for damage in &damaged_pins {
+        out!(
+            "BAD  pinned copy of {}: {}; unpinned it, so mounts read the store's chunks again \
+             (pin it again with `modelfs pin`)",
+            damage.label,
+            damage.reason
+        );
+    }
     out!(
         "checked {} version{}, {} file{}, {} chunks ({}): {}",
         report.versions,
@@ -40,16 +50,18 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         if report.files == 1 { "" } else { "s" },
         report.chunks,
         human_bytes(report.bytes),
-        match report.problems.len() + refused {
+        match report.problems.len() + refused + damaged_pins.len() {
             0 => "all good".to_owned(),
             n => format!("{n} problem(s) found"),
         },
     );
-    Ok(if report.problems.is_empty() && refused == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if report.problems.is_empty() && refused == 0 && damaged_pins.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 /// Checks the releases of the selected versions against the store's policy: prints what signed

@@ -4,8 +4,8 @@
 //! store holds: the store config ([`config`]), pack files ([`pack`]), the pack catalog
 //! ([`catalog`]) and the grouped payload of a pack record ([`grouped`]), file manifests
 //! ([`manifest`]), the registry ([`registry`]), release statements ([`release`]), the trust
-//! policy ([`trust`]), the audit log and its seal ([`audit`]), and the inventory a site sends a
-//! publisher ([`inventory`]).
+//! policy ([`trust`]), the audit log and its seal ([`audit`]), the inventory a site sends a
+//! publisher ([`inventory`]), and the table of pinned models ([`pins`]).
 //! Everything here encodes to and decodes from bytes; nothing opens files, touches RocksDB or
 //! knows where a file lives (that is `store`). Each module pins its encoding with golden-byte
 //! tests, so a format change shows up as a reviewed diff. `docs/FORMAT.md` describes the same
@@ -18,6 +18,7 @@ pub mod grouped;
 pub mod inventory;
 pub mod manifest;
 pub mod pack;
+pub mod pins;
 pub mod registry;
 pub mod release;
 pub mod trust;

@@ -1,16 +1,18 @@
 //! `impl fuser::Filesystem` for the mount: each callback calls one `Vfs` method and sends one reply.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fuser::{
-    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, Request,
+    BackingId, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use super::attr::{ENTRY_TTL, attr_ttl, errno, file_attr};
+use super::{PinnedMode, PinnedServing};
 use crate::error::Result;
 use crate::vfs::{Fh, Ino, NodeAttr, NodeKind, Vfs};
 
@@ -26,15 +28,79 @@ pub(super) struct ModelFs {
     vfs: Arc<Vfs>,
     uid: u32,
     gid: u32,
+    /// How pinned copies are served, and how often.
+    pinned: Arc<PinnedServing>,
+    /// The open mode of every inode with open handles: the kernel serves an inode either through
+    /// its page cache or by passthrough to one backing file, never both at once.
+    inodes: Mutex<HashMap<Ino, InodeIo>>,
+}
+
+/// How the open handles of one inode are served.
+struct InodeIo {
+    /// The backing file the kernel reads, or `None`: replies from the daemon (and the page cache).
+    backing: Option<BackingId>,
+    opens: usize,
 }
 
 impl ModelFs {
-    pub(super) fn new(vfs: Arc<Vfs>) -> ModelFs {
+    pub(super) fn new(vfs: Arc<Vfs>, pinned: Arc<PinnedServing>) -> ModelFs {
         ModelFs {
             vfs,
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
+            pinned,
+            inodes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Replies to an open of `ino`: by passthrough to its pinned copy when the kernel allows it
+    /// and the inode has no handle served otherwise; else with a handle the daemon reads.
+    fn reply_opened(&self, ino: Ino, opened: crate::vfs::Opened, reply: ReplyOpen) {
+        let fh = FileHandle(opened.fh.0);
+        let mut inodes = self.inodes.lock().expect("inode table poisoned");
+        if let Some(io) = inodes.get_mut(&ino) {
+            io.opens += 1;
+            match &io.backing {
+                Some(backing) => {
+                    self.pinned.count(PinnedMode::Passthrough);
+                    reply.opened_passthrough(fh, FopenFlags::empty(), backing);
+                }
+                None => {
+                    if opened.pinned.is_some() {
+                        self.pinned.count(PinnedMode::Read);
+                    }
+                    reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE);
+                }
+            }
+            return;
+        }
+        let backing = match &opened.pinned {
+            Some(file) if self.pinned.mode() == PinnedMode::Passthrough => {
+                match reply.open_backing(file.as_ref()) {
+                    Ok(backing) => Some(backing),
+                    Err(e) => {
+                        self.pinned.set_mode(PinnedMode::Read);
+                        warn!(error = %e, "the kernel refused a passthrough file (it needs CAP_SYS_ADMIN); pinned files are served by reads from their copies");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        match &backing {
+            Some(backing) => {
+                self.pinned.count(PinnedMode::Passthrough);
+                reply.opened_passthrough(fh, FopenFlags::empty(), backing);
+            }
+            None => {
+                if opened.pinned.is_some() {
+                    self.pinned.count(PinnedMode::Read);
+                }
+                // An inode's content never changes, so pages cached by an earlier open stay valid.
+                reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE);
+            }
+        }
+        inodes.insert(ino, InodeIo { backing, opens: 1 });
     }
 
     fn reply_entry(&self, result: Result<NodeAttr>, reply: ReplyEntry) {
@@ -60,6 +126,19 @@ impl Filesystem for ModelFs {
         if let Err(nearest) = config.set_max_readahead(MAX_READAHEAD) {
             let _ = config.set_max_readahead(nearest);
         }
+        if self.pinned.mode() == PinnedMode::Passthrough {
+            // Depth 1: pinned copies live on a plain file system, not on another stacked one.
+            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok()
+            {
+                info!("pinned files are served with FUSE passthrough");
+            } else {
+                self.pinned.set_mode(PinnedMode::Read);
+                warn!(
+                    "the kernel offers no FUSE passthrough; pinned files are served by reads from their copies"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -81,9 +160,8 @@ impl Filesystem for ModelFs {
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
-        // An inode's content never changes, so pages cached by an earlier open stay valid.
         match self.vfs.open(Ino(ino.0)) {
-            Ok(handle) => reply.opened(FileHandle(handle.0), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok(opened) => self.reply_opened(Ino(ino.0), opened, reply),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -127,7 +205,7 @@ impl Filesystem for ModelFs {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
@@ -135,6 +213,14 @@ impl Filesystem for ModelFs {
         reply: ReplyEmpty,
     ) {
         self.vfs.release(Fh(fh.0));
+        let mut inodes = self.inodes.lock().expect("inode table poisoned");
+        if let Some(io) = inodes.get_mut(&Ino(ino.0)) {
+            io.opens -= 1;
+            if io.opens == 0 {
+                // Dropping the last handle's backing id closes it in the kernel.
+                inodes.remove(&Ino(ino.0));
+            }
+        }
         reply.ok();
     }
 

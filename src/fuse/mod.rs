@@ -9,6 +9,7 @@ mod fs;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::vfs::{Ino, Vfs};
@@ -31,12 +32,87 @@ impl Default for MountOptions {
     }
 }
 
+/// How the mount serves pinned copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinnedMode {
+    /// The kernel reads the copy itself (FUSE passthrough): the backing file's page cache, no
+    /// daemon round trip, mmap included.
+    Passthrough,
+    /// The daemon reads the copy and replies (no decode, no hash).
+    Read,
+}
+
+impl PinnedMode {
+    /// The mode's name in logs, metrics and `doctor`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PinnedMode::Passthrough => "passthrough",
+            PinnedMode::Read => "read",
+        }
+    }
+}
+
+/// How a mount serves pinned copies (settled when the kernel answers `init`, lowered if the
+/// kernel refuses a backing file), and how many opens each way served.
+#[derive(Debug)]
+pub struct PinnedServing {
+    passthrough: std::sync::atomic::AtomicBool,
+    passthrough_opens: AtomicU64,
+    read_opens: AtomicU64,
+}
+
+impl PinnedServing {
+    /// Passthrough asked for (`true`) or not; the kernel's answer to `init` may lower it.
+    pub fn new(passthrough: bool) -> PinnedServing {
+        PinnedServing {
+            passthrough: passthrough.into(),
+            passthrough_opens: AtomicU64::new(0),
+            read_opens: AtomicU64::new(0),
+        }
+    }
+
+    /// How pinned copies are served now.
+    pub fn mode(&self) -> PinnedMode {
+        match self.passthrough.load(Ordering::Relaxed) {
+            true => PinnedMode::Passthrough,
+            false => PinnedMode::Read,
+        }
+    }
+
+    fn set_mode(&self, mode: PinnedMode) {
+        self.passthrough
+            .store(mode == PinnedMode::Passthrough, Ordering::Relaxed);
+    }
+
+    fn count(&self, mode: PinnedMode) {
+        match mode {
+            PinnedMode::Passthrough => &self.passthrough_opens,
+            PinnedMode::Read => &self.read_opens,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Opens of pinned files so far: (served by passthrough, served by the daemon's reads).
+    pub fn opens(&self) -> (u64, u64) {
+        (
+            self.passthrough_opens.load(Ordering::Relaxed),
+            self.read_opens.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// A mount being served in background threads; dropping it unmounts.
 pub struct Session {
     inner: fuser::BackgroundSession,
+    pinned: Arc<PinnedServing>,
 }
 
 impl Session {
+    /// How the mount serves pinned copies, and how often it did.
+    pub fn pinned(&self) -> &Arc<PinnedServing> {
+        &self.pinned
+    }
+
     /// Whether the mount ended (unmounted from outside, e.g. `fusermount3 -u`).
     pub fn is_finished(&self) -> bool {
         self.inner.guard.is_finished()
@@ -72,7 +148,13 @@ impl Session {
 }
 
 /// Mounts `vfs` read-only at `mountpoint` and serves it in background threads.
-pub fn spawn(vfs: Arc<Vfs>, mountpoint: &Path, options: MountOptions) -> Result<Session> {
+/// `pinned` is told how pinned copies end up served.
+pub fn spawn(
+    vfs: Arc<Vfs>,
+    mountpoint: &Path,
+    options: MountOptions,
+    pinned: Arc<PinnedServing>,
+) -> Result<Session> {
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::RO,
@@ -88,11 +170,11 @@ pub fn spawn(vfs: Arc<Vfs>, mountpoint: &Path, options: MountOptions) -> Result<
     }
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = options.threads > 1;
-    let inner = fuser::spawn_mount(fs::ModelFs::new(vfs), mountpoint, &config).map_err(|e| {
-        Error::Mountpoint {
+    let filesystem = fs::ModelFs::new(vfs, pinned.clone());
+    let inner =
+        fuser::spawn_mount(filesystem, mountpoint, &config).map_err(|e| Error::Mountpoint {
             path: mountpoint.to_owned(),
             reason: e.to_string(),
-        }
-    })?;
-    Ok(Session { inner })
+        })?;
+    Ok(Session { inner, pinned })
 }

@@ -2,7 +2,8 @@
 //! and the totals of the store it is built on.
 //!
 //! Owns [`registry`]: a Prometheus registry whose one collector reads, at each scrape, the live
-//! counters of the mount's `Reader` (`read::ReadCounts`), each network source's traffic and the
+//! counters of the mount's `Reader` (`read::ReadCounts`), how pinned files were opened
+//! (`fuse::PinnedServing`), each network source's traffic and the
 //! store's totals (`stats::StatsCache`, the same totals `modelfs stats --json` prints). Nothing is
 //! counted twice, nothing is kept here. Names follow Prometheus conventions: counters end in
 //! `_total`, sizes in `_bytes`, durations in `_seconds`; docs/ARCHITECTURE.md lists them.
@@ -17,6 +18,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use tracing::warn;
 
+use crate::fuse::PinnedServing;
 use crate::read::{FailureCause, Reader};
 use crate::source::Layered;
 use crate::stats::{StatsCache, TotalValue};
@@ -24,13 +26,19 @@ use crate::store::Store;
 
 /// The mount's registry: reads through `reader`, the sources of `layered` (if any) and the
 /// totals of `store`, the store the mount is built on.
-pub fn registry(reader: Arc<Reader>, store: Arc<Store>, layered: Option<Arc<Layered>>) -> Registry {
+pub fn registry(
+    reader: Arc<Reader>,
+    store: Arc<Store>,
+    layered: Option<Arc<Layered>>,
+    pinned: Arc<PinnedServing>,
+) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(MountCollector {
         reader,
         store,
         stats: StatsCache::default(),
         layered,
+        pinned,
     }));
     registry
 }
@@ -40,6 +48,7 @@ struct MountCollector {
     store: Arc<Store>,
     stats: StatsCache,
     layered: Option<Arc<Layered>>,
+    pinned: Arc<PinnedServing>,
 }
 
 impl std::fmt::Debug for MountCollector {
@@ -158,6 +167,18 @@ impl Collector for MountCollector {
             "modelfs_mount_verification_failures",
             "Chunks that could not be served verified (after every source was tried), by cause",
             by_cause(&reads.chunk_failures),
+        )?;
+
+        let (passthrough_opens, read_opens) = self.pinned.opens();
+        counters(
+            &mut encoder,
+            "modelfs_mount_pinned_opens",
+            "Opens of pinned files, by how they were served: passthrough (the kernel reads the \
+             pinned copy) or read (the mount reads it)",
+            [
+                ([("mode", "passthrough")], passthrough_opens),
+                ([("mode", "read")], read_opens),
+            ],
         )?;
 
         let traffic = self

@@ -4,13 +4,15 @@
 //! the mount is built on, its sources, read options) and [`run`], which mounts in the foreground or
 //! forks a background daemon first. Submodules: `serve` (open the sources, mount, the signal and
 //! refresh loop), `daemon` (fork and report readiness), `mountinfo` (the mount table, mountpoint
-//! checks, unmount, readahead), `control` (signals, the pid file `refresh` uses). The kernel
+//! checks, unmount, readahead), `control` (signals, the pid file `refresh` uses), `pinner` (pinned
+//! copies kept current, `--pin-budget`). The kernel
 //! protocol itself is `fuse`; the tree is `vfs`.
 
 pub mod control;
 pub mod daemon;
 mod metrics;
 pub mod mountinfo;
+mod pinner;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +54,10 @@ pub struct MountRequest {
     pub metrics: Option<std::net::SocketAddr>,
     /// Show only releases signed to the store's trust policy.
     pub require_signed: bool,
+    /// Serve pinned copies by FUSE passthrough where the kernel allows.
+    pub passthrough: bool,
+    /// Pin the most-read versions automatically within this many bytes.
+    pub pin_budget: Option<u64>,
 }
 
 /// A checked mount configuration.
@@ -71,6 +77,8 @@ pub struct MountConfig {
     daemon_log: Option<PathBuf>,
     metrics: Option<std::net::SocketAddr>,
     require_signed: bool,
+    passthrough: bool,
+    pin_budget: Option<u64>,
 }
 
 impl MountConfig {
@@ -104,6 +112,8 @@ impl MountConfig {
             daemon_log,
             metrics: request.metrics,
             require_signed: request.require_signed,
+            passthrough: request.passthrough,
+            pin_budget: request.pin_budget,
         })
     }
 

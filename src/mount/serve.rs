@@ -2,8 +2,8 @@
 //! registry changes until unmounted.
 //!
 //! Owns the serve loop: SIGINT/SIGTERM unmount, SIGHUP (`modelfs refresh`) re-reads the registry at
-//! once, otherwise the registry is polled every [`REGISTRY_POLL`]; an unmount from outside ends the
-//! loop too. Chunks filled from sources are sealed on every poll and at the end.
+//! once, otherwise the registry (and the pin table) is polled every [`REGISTRY_POLL`]; an unmount
+//! from outside ends the loop too. Chunks filled from sources are sealed on every poll and at the end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,9 +12,10 @@ use tracing::{info, warn};
 
 use super::control::{self, ControlSignal};
 use super::daemon::DaemonChild;
+use super::pinner::Pins;
 use super::{MountConfig, READAHEAD_KIB, mountinfo};
 use crate::error::Result;
-use crate::fuse::{self, MountOptions};
+use crate::fuse::{self, MountOptions, PinnedServing};
 use crate::read::Reader;
 use crate::source::{Layered, Source};
 use crate::store::shared::SharedChunks;
@@ -119,20 +120,30 @@ pub(super) fn serve(
         let sources = Sources::open(config)?;
         let reader = Reader::new(sources.top.clone(), config.read);
         let vfs = Arc::new(Vfs::new(reader.clone())?);
+        let pins = Arc::new(Pins::open(&sources.local));
+        pins.refresh(&vfs, true);
         let options = MountOptions {
             threads: config.threads,
             ..MountOptions::default()
         };
+        let pinned = Arc::new(PinnedServing::new(config.passthrough));
         if let Some(address) = config.metrics {
             let listener = std::net::TcpListener::bind(address)
                 .map_err(|e| crate::error::Error::io(format!("metrics address {address}"), e))?;
-            let registry =
-                super::metrics::registry(reader, sources.local.clone(), sources.layered.clone());
+            let registry = super::metrics::registry(
+                reader.clone(),
+                sources.local.clone(),
+                sources.layered.clone(),
+                pinned.clone(),
+            );
             crate::peer::metrics::serve_metrics(listener, registry)?;
         }
-        let session = fuse::spawn(vfs.clone(), &config.mountpoint, options)?;
+        let session = fuse::spawn(vfs.clone(), &config.mountpoint, options, pinned)?;
         mountinfo::raise_readahead(&config.mountpoint, READAHEAD_KIB);
-        Ok((sources, vfs, session))
+        if let Some(budget) = config.pin_budget {
+            pins.spawn_budget(vfs.clone(), reader, budget);
+        }
+        Ok((sources, vfs, session, pins))
     })();
     // Recorded before reporting ready, so `refresh` right after `mount --daemon` finds it.
     let pid_file = match &started {
@@ -141,7 +152,7 @@ pub(super) fn serve(
             .ok(),
         Err(_) => None,
     };
-    let (sources, vfs, session) = match (started, daemon) {
+    let (sources, vfs, session, pins) = match (started, daemon) {
         (Ok(started), Some(daemon)) => {
             daemon.ready();
             started
@@ -164,16 +175,26 @@ pub(super) fn serve(
     let outside = loop {
         match control::wait_for_signal(Duration::from_millis(250)) {
             Some(ControlSignal::Stop) => break false,
-            Some(ControlSignal::Reload) => reload(&vfs, &sources, &session, true),
+            Some(ControlSignal::Reload) => {
+                reload(&vfs, &sources, &session, true);
+                pins.refresh(&vfs, true);
+            }
             None if session.is_finished() => break true,
             None if last_poll.elapsed() >= REGISTRY_POLL => {
                 last_poll = Instant::now();
                 sources.flush_fill();
                 reload(&vfs, &sources, &session, false);
+                pins.refresh(&vfs, false);
             }
             None => {}
         }
     };
+    pins.stop();
+    let (passthrough_opens, read_opens) = session.pinned().opens();
+    info!(
+        mode = session.pinned().mode().name(),
+        passthrough_opens, read_opens, "pinned files served"
+    );
     if let Some(pid_file) = pid_file {
         let _ = std::fs::remove_file(pid_file);
     }

@@ -47,6 +47,8 @@ pub struct GcReport {
     pub bytes_after: u64,
     /// Versions dropped because their model keeps fewer (`keep`), as `MODEL@VERSION`.
     pub versions_pruned: Vec<String>,
+    /// Pins of versions the registry no longer lists, dropped with their copies.
+    pub pins_dropped: Vec<String>,
 }
 
 /// The versions of `entry` retention drops: all but the newest `keep` (default
@@ -85,6 +87,7 @@ pub fn gc(store: &Store, progress: &dyn Progress) -> Result<GcReport> {
         })?;
     }
     let registry = store.registry()?;
+    report.pins_dropped = crate::pin::PinArea::of(store)?.retain(&registry)?;
 
     // A manifest that fails to load aborts the collection: without it we cannot know what is live.
     let live_manifests: HashSet<_> = registry
