@@ -7,44 +7,26 @@ use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 
 use crate::netutil::{add, free_port, get, store_with};
-use crate::util::{MODELFS, Mount, TestStore, chunk_places, flip_byte};
+use crate::util::{Mount, TestStore, chunk_places, flip_byte};
 
-/// Mounts `store` in the background with `--metrics` on a free loopback port; returns the mount
-/// and the metrics URL.
-fn mount_with_metrics(store: &TestStore) -> (Mount, String) {
+/// Mounts `store` in the background with `--metrics` on a free loopback port and `options`;
+/// returns the mount and the metrics URL.
+pub fn mount_with_metrics(store: &TestStore, options: &[&str]) -> (Mount, String) {
     let address = format!("127.0.0.1:{}", free_port());
-    let mountpoint = tempfile::tempdir_in(store.dir.path()).unwrap().keep();
-    let log = mountpoint.with_extension("log");
-    let out = Command::new(MODELFS)
-        .arg("--store")
-        .arg(&store.store)
-        .args(["mount", "--daemon", "--metrics", &address, "--log"])
-        .arg(&log)
-        .arg(&mountpoint)
-        .env("XDG_CACHE_HOME", store.dir.path().join("cache"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mount --metrics failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mount = Mount {
-        path: mountpoint,
-        log,
-    };
-    (mount, format!("http://{address}"))
+    let mut all = vec!["--metrics", &address];
+    all.extend_from_slice(options);
+    (store.mount_with(&all), format!("http://{address}"))
 }
 
 /// The Prometheus text a scrape returns (no `Accept` header: the 0.0.4 text format).
-fn scrape(url: &str) -> String {
+pub fn scrape(url: &str) -> String {
     let response = get(url, "/metrics", &[]).expect("the metrics endpoint answers");
     assert_eq!(response.status, 200);
     String::from_utf8(response.body).expect("metrics are UTF-8")
 }
 
 /// The value of the sample `name` whose labels are exactly `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -76,7 +58,7 @@ fn mount_metrics_count_reads_by_model_cache_hits_and_failures_by_cause() {
     let (store, alpha) = store_with("alpha", 71, 1_500_000);
     let (_, beta) = store_with("beta", 72, 400_000);
     add(&store, "beta", "beta.gguf", &beta);
-    let (mount, url) = mount_with_metrics(&store);
+    let (mount, url) = mount_with_metrics(&store, &[]);
     let file = mount.join("alpha.gguf");
     assert!(std::fs::read(&file).unwrap() == alpha);
 
@@ -154,7 +136,7 @@ fn mount_metrics_count_reads_by_model_cache_hits_and_failures_by_cause() {
 fn mount_metrics_pass_promtool_and_carry_the_stats_json_totals() {
     let (store, model) = store_with("gamma", 73, 700_000);
     add(&store, "gamma", "gamma-v2.gguf", &model[..500_000]);
-    let (mount, url) = mount_with_metrics(&store);
+    let (mount, url) = mount_with_metrics(&store, &[]);
     assert!(std::fs::read(mount.join("gamma.gguf")).unwrap() == model[..500_000]);
     let text = scrape(&url);
 

@@ -15,6 +15,7 @@ mod modelaware;
 mod mount;
 mod netutil;
 mod network;
+mod pin;
 mod portable;
 mod s3;
 mod shared;

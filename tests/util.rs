@@ -101,6 +101,15 @@ impl TestStore {
 
     /// Mounts the store at `store` (which may differ from this store's path, e.g. a bind mount).
     pub fn mount_store(&self, store: &Path) -> Mount {
+        self.mount_store_with(store, &[])
+    }
+
+    /// Mounts the store with extra `mount` options.
+    pub fn mount_with(&self, options: &[&str]) -> Mount {
+        self.mount_store_with(&self.store, options)
+    }
+
+    fn mount_store_with(&self, store: &Path, options: &[&str]) -> Mount {
         let mountpoint = tempfile::tempdir_in(self.dir.path()).unwrap().keep();
         let log = self.path(&format!(
             "mount-{}.log",
@@ -111,6 +120,7 @@ impl TestStore {
             .arg(store)
             .args(["mount", "--daemon", "--log"])
             .arg(&log)
+            .args(options)
             .arg(&mountpoint)
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .output()
