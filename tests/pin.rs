@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::metrics::{mount_with_metrics, sample, scrape};
-use crate::util::{TestStore, flip_byte, random_bytes};
+use crate::netutil::free_port;
+use crate::util::{SystemMount, TestStore, flip_byte, random_bytes};
 
 const SIZE: usize = 3 << 20;
 
@@ -250,4 +251,45 @@ fn a_pin_budget_pins_the_model_read_most() {
     wait_for(|| pinned(&store, "b", "v1")["auto"] == true);
     assert!(pinned(&store, "a", "v1").is_null());
     assert_eq!(copies(&store).len(), 1);
+}
+
+#[test]
+fn a_read_only_store_keeps_its_pins_in_the_machine_cache() {
+    let (store, a, _) = two_models();
+    let ro = store.path("ro-store");
+    let (from, to) = (store.store.display(), ro.display());
+    let command = format!("mount --bind {from} {to} && mount -o remount,bind,ro {to}");
+    let _bind = SystemMount::new(&ro, &command);
+    // `modelfs --store RO …` with this test's cache directory.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::util::MODELFS)
+            .arg("--store")
+            .arg(&ro)
+            .args(args)
+            .env("XDG_CACHE_HOME", store.path("cache"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = run(&["pin", "a"]);
+    let cache = store.path("cache").join("modelfs");
+    assert!(out.contains(cache.to_str().unwrap()), "{out}");
+    assert!(!ro.join("pins").exists(), "the store was written");
+    let in_cache = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|dir| std::fs::read_dir(dir.unwrap().path().join("pins/files")).ok())
+        .flatten()
+        .count();
+    assert_eq!(in_cache, 1);
+    assert!(run(&["ls"]).contains("pinned"));
+
+    let address = format!("127.0.0.1:{}", free_port());
+    let mount = store.mount_store_with(&ro, &["--metrics", &address]);
+    read_both_ways(&mount.join("a.bin"), &a);
+    assert!(pinned_opens(&format!("http://{address}")).0 >= 1.0);
 }

@@ -109,7 +109,8 @@ impl TestStore {
         self.mount_store_with(&self.store, options)
     }
 
-    fn mount_store_with(&self, store: &Path, options: &[&str]) -> Mount {
+    /// Mounts the store at `store` with extra `mount` options.
+    pub fn mount_store_with(&self, store: &Path, options: &[&str]) -> Mount {
         let mountpoint = tempfile::tempdir_in(self.dir.path()).unwrap().keep();
         let log = self.path(&format!(
             "mount-{}.log",

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(pack manifest registry config grouped modelfile store catalog serve audit inventory release)
+all_targets=(pack manifest registry config grouped modelfile store catalog serve audit inventory release pins)
 seconds=${1:-20}
 [ $# -gt 0 ] && shift
 targets=("$@")
