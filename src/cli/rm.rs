@@ -57,8 +57,13 @@ pub fn run(store_dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .release(&spec.model, version.as_deref())
             .detail(format!("removed {removed}")),
     )?;
-    for pin in PinArea::of(&store)?.retain(&store.registry()?)? {
-        out!("unpinned {pin}");
+    match PinArea::of(&store).and_then(|area| area.retain(&store.registry()?)) {
+        Ok(dropped) => {
+            for pin in dropped {
+                out!("unpinned {pin}");
+            }
+        }
+        Err(e) => eprintln!("modelfs: warning: cannot drop the pins of what was removed: {e}"),
     }
     out!("removed {removed}; run `modelfs gc` to reclaim its space");
     Ok(ExitCode::SUCCESS)

@@ -49,6 +49,8 @@ const TMP_DIR: &str = "tmp";
 const LOCK_FILE: &str = "lock";
 /// Bytes per read while copying a file into the pin area.
 const COPY_BLOCK: usize = 8 << 20;
+/// Free space a pin never takes (at least; also 5% of the file system).
+const KEEP_FREE: u64 = 1 << 30;
 
 /// File systems a store may keep its own pins on: local disks and RAM (not FAT/exFAT/NTFS sticks,
 /// not network shares, not FUSE).
@@ -258,19 +260,49 @@ impl PinArea {
             progress.advance(size);
             return verity::measure(&existing).at(&dest);
         }
+        self.require_space(size)?;
         let open = reader.open_listed(label, &manifest, size)?;
         let tmp = self.dir.join(TMP_DIR).join(manifest.to_hex());
-        let mut out = create_new(&tmp, 0o644)?;
-        copy_verified(&open, &mut out, &tmp, progress)?;
-        out.set_permissions(std::fs::Permissions::from_mode(0o444))
-            .at(&tmp)?;
-        out.sync_all().at(&tmp)?;
-        drop(out);
-        // fs-verity is enabled on a file nobody has open for writing.
-        let verity = verity::enable(&File::open(&tmp).at(&tmp)?).at(&tmp)?;
-        std::fs::rename(&tmp, &dest).at(&dest)?;
-        fsutil::fsync_dir(&self.dir.join(FILES_DIR))?;
-        Ok(verity)
+        let written = (|| {
+            let mut out = create_new(&tmp, 0o644)?;
+            copy_verified(&open, &mut out, &tmp, progress)?;
+            out.set_permissions(std::fs::Permissions::from_mode(0o444))
+                .at(&tmp)?;
+            out.sync_all().at(&tmp)?;
+            drop(out);
+            // fs-verity is enabled on a file nobody has open for writing.
+            let verity = verity::enable(&File::open(&tmp).at(&tmp)?).at(&tmp)?;
+            std::fs::rename(&tmp, &dest).at(&dest)?;
+            fsutil::fsync_dir(&self.dir.join(FILES_DIR))?;
+            Ok(verity)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// Refuses to start a copy of `size` bytes that would leave less than [`KEEP_FREE`] (or 5%)
+    /// of the area's file system free.
+    fn require_space(&self, size: u64) -> Result<()> {
+        let stat =
+            nix::sys::statvfs::statvfs(&self.dir).map_err(|e| Error::io(&self.dir, e.into()))?;
+        let fragment = stat.fragment_size() as u64;
+        let (free, total) = (
+            stat.blocks_available() as u64 * fragment,
+            stat.blocks() as u64 * fragment,
+        );
+        let keep = KEEP_FREE.max(total / 20);
+        if total > 0 && free < size.saturating_add(keep) {
+            return Err(Error::BadInput {
+                path: self.dir.clone(),
+                reason: format!(
+                    "not enough free space to pin: the copy needs {size} bytes and {free} are \
+                     free (keeping {keep} free); unpin something or free space first"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Unpins `model@version`, or every version of `model` pinned; removes copies no other pin

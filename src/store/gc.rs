@@ -87,7 +87,13 @@ pub fn gc(store: &Store, progress: &dyn Progress) -> Result<GcReport> {
         })?;
     }
     let registry = store.registry()?;
-    report.pins_dropped = crate::pin::PinArea::of(store)?.retain(&registry)?;
+    // Pins are an accelerator: one that cannot be dropped now costs disk, never correctness
+    // (the mount serves only copies of files the registry lists), so it does not stop the
+    // collection.
+    match crate::pin::PinArea::of(store).and_then(|area| area.retain(&registry)) {
+        Ok(dropped) => report.pins_dropped = dropped,
+        Err(e) => warn!(error = %e, "cannot drop the pins of removed versions"),
+    }
 
     // A manifest that fails to load aborts the collection: without it we cannot know what is live.
     let live_manifests: HashSet<_> = registry
