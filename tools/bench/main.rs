@@ -1,9 +1,9 @@
 //! `modelfs-bench`: end-to-end measurements of modelfs next to the native file on the same disk,
 //! with squashfuse on the same data as a reference read-only FUSE file system.
 //!
-//! It generates a ~1 GiB fp16 GGUF (and its fine-tune) with `modelfs-corpus`, adds them, pins a
-//! second name of the same file (served from a plain copy by FUSE passthrough), mounts the
-//! store, and measures cold and warm sequential reads, random preads, mmap touches, page-cache
+//! It generates a ~1 GiB fp16 GGUF (and its fine-tune) with `modelfs-corpus`, adds them, mounts the
+//! store (and a second store where the same file is pinned: served from a plain copy by FUSE
+//! passthrough), and measures cold and warm sequential reads, random preads, mmap touches, page-cache
 //! growth, the fine-tune-after-base load, mount-to-first-`ls` with 1,000 models, daemon memory and
 //! `add` throughput. Cold means the page cache was dropped first. Every read measurement runs the
 //! targets interleaved, three times, and reports the median. Needs root.
@@ -159,22 +159,28 @@ fn main() -> anyhow::Result<()> {
     let stats: serde_json::Value =
         serde_json::from_str(&tools.modelfs(&store, &["stats", "--json"])?)?;
 
-    // The same file under a second name (deduplicated: no new chunks), pinned: the mount serves it
-    // from a plain copy by FUSE passthrough. `pin` is timed like `cp` + `sync` above, cold.
-    tools.modelfs(&store, &["add", "pinned", base.to_str().unwrap()])?;
+    // The same file in a second store, pinned: its mount serves it from a plain copy by FUSE
+    // passthrough. (A second store, because pins follow file contents: a second name in the same
+    // store would pin the first one's file too.) `pin` is timed like `cp` + `sync` above, cold.
+    let pinned_store = work.join("store-pinned");
+    tools.modelfs(&pinned_store, &["init"])?;
+    tools.modelfs(&pinned_store, &["add", "base", base.to_str().unwrap()])?;
     drop_caches();
     let started = Instant::now();
-    tools.modelfs(&store, &["pin", "pinned"])?;
+    tools.modelfs(&pinned_store, &["pin", "base"])?;
     let pin_rate = size as f64 / started.elapsed().as_secs_f64() / 1e6;
 
     let mnt = work.join("mnt");
     std::fs::create_dir(&mnt)?;
     let _mounted = tools.mount(&store, &mnt, &work.join("mount.log"))?;
     let daemon = daemon_pid(&mnt)?;
+    let pinned_mnt = work.join("mnt-pinned");
+    std::fs::create_dir(&pinned_mnt)?;
+    let _pinned_mounted = tools.mount(&pinned_store, &pinned_mnt, &work.join("pinned.log"))?;
 
     let mut targets = vec![
         Target::new("modelfs", mnt.join("base.gguf")),
-        Target::new("pinned", mnt.join("pinned.gguf")),
+        Target::new("pinned", pinned_mnt.join("base.gguf")),
         Target::new("native", base.clone()),
     ];
     let _squash = if args.no_squashfuse {
@@ -221,6 +227,7 @@ fn main() -> anyhow::Result<()> {
     let memory = measure::daemon_memory(daemon)?;
     drop(_squash);
     drop(_mounted);
+    drop(_pinned_mounted);
 
     let (mount_to_ls, models) = mount_to_first_ls(&tools, work, args.models)?;
 

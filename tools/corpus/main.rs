@@ -3,10 +3,12 @@
 //! A llama-shaped model (token embedding, N transformer layers, output head) with fp16 weights
 //! drawn from ~N(0, 0.02) and f32 norms, in a GGUF v3 container; and a fine-tune of it that
 //! changes about one tensor in ten and edits the metadata so the data section moves by 1,376 bytes;
-//! its Q8_0 quantization; and the base as a Hugging Face-style folder of safetensors shards.
+//! its Q8_0 quantization; the base as a Hugging Face-style folder of safetensors shards; and the
+//! base with the hyper-parameters and vocabulary llama.cpp needs to load and run it.
 //! The same `--seed` and `--scale` always give the same bytes.
 
 mod gguf;
+mod llama;
 mod model;
 mod safetensors;
 
@@ -36,6 +38,9 @@ enum Command {
     /// The base as a Hugging Face-style folder: two safetensors shards, their index.json,
     /// config.json, tokenizer.json, generation_config.json.
     Hf(Args),
+    /// The base as a GGUF that llama.cpp loads: the same tensors, plus the llama hyper-parameters,
+    /// `general.file_type` (1, F16) and a synthetic 32,000-token SentencePiece vocabulary.
+    Llama(Args),
     /// The whole family into the folder OUT: base.gguf, finetune.gguf, base.Q8_0.gguf,
     /// base-safetensors/ (the shards and their index) and hf/ (the same plus config and tokenizer).
     Family(Args),
@@ -71,6 +76,10 @@ fn main() -> anyhow::Result<()> {
         ),
         Command::Q8(args) => write_gguf(&base(&args)?.quantized_q8_0(), &args.out),
         Command::Hf(args) => write_hf(&base(&args)?, &args.out),
+        Command::Llama(args) => {
+            let model = base(&args)?;
+            write_gguf_with(&model, &llama::metadata(&model)?, &args.out)
+        }
         Command::Family(args) => {
             let model = base(&args)?;
             std::fs::create_dir_all(&args.out)
@@ -88,10 +97,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn write_gguf(model: &model::Model, out: &std::path::Path) -> anyhow::Result<()> {
+    write_gguf_with(model, &[], out)
+}
+
+/// Writes the model as GGUF with `extra` metadata after its own.
+fn write_gguf_with(
+    model: &model::Model,
+    extra: &[(String, gguf::Value)],
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
     let file =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = std::io::BufWriter::with_capacity(8 << 20, file);
-    let stats = gguf::write(model, &mut writer)
+    let stats = gguf::write(model, extra, &mut writer)
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!(
         "wrote {}: {} tensors, {} bytes ({} tensor bytes, {} changed)",
