@@ -54,7 +54,7 @@ const KEEP_FREE: u64 = 1 << 30;
 
 /// File systems a store may keep its own pins on: local disks and RAM (not FAT/exFAT/NTFS sticks,
 /// not network shares, not FUSE).
-const LOCAL_FILE_SYSTEMS: [i64; 8] = [
+const LOCAL_FILE_SYSTEMS: [libc::__fsword_t; 8] = [
     0xEF53,      // ext2/3/4
     0x5846_5342, // xfs
     0x9123_683E, // btrfs
@@ -453,7 +453,7 @@ impl PinArea {
 /// disk that is not removable.
 fn keeps_pins(root: &Path) -> bool {
     let local = nix::sys::statfs::statfs(root)
-        .is_ok_and(|s| LOCAL_FILE_SYSTEMS.contains(&(s.filesystem_type().0 as i64)));
+        .is_ok_and(|s| LOCAL_FILE_SYSTEMS.contains(&s.filesystem_type().0));
     local
         && nix::unistd::access(root, nix::unistd::AccessFlags::W_OK).is_ok()
         && !on_removable_disk(root)
