@@ -260,22 +260,7 @@ fn a_read_only_store_keeps_its_pins_in_the_machine_cache() {
     let (from, to) = (store.store.display(), ro.display());
     let command = format!("mount --bind {from} {to} && mount -o remount,bind,ro {to}");
     let _bind = SystemMount::new(&ro, &command);
-    // `modelfs --store RO …` with this test's cache directory.
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(crate::util::MODELFS)
-            .arg("--store")
-            .arg(&ro)
-            .args(args)
-            .env("XDG_CACHE_HOME", store.path("cache"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| store.ok_at(&ro, args);
     let out = run(&["pin", "a"]);
     let cache = store.path("cache").join("modelfs");
     assert!(out.contains(cache.to_str().unwrap()), "{out}");

@@ -37,9 +37,15 @@ impl TestStore {
 
     /// Runs `modelfs --store STORE ARGS…`.
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_at(&self.store, args)
+    }
+
+    /// Runs `modelfs --store STORE ARGS…` for another path of the store (a bind mount of it),
+    /// with this test's cache directory.
+    pub fn run_at(&self, store: &Path, args: &[&str]) -> Output {
         Command::new(MODELFS)
             .arg("--store")
-            .arg(&self.store)
+            .arg(store)
             .args(args)
             .env_remove("MODELFS_STORE")
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
@@ -49,7 +55,12 @@ impl TestStore {
 
     /// Runs a command that must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_at(&self.store, args)
+    }
+
+    /// [`TestStore::ok`] for another path of the store (see [`TestStore::run_at`]).
+    pub fn ok_at(&self, store: &Path, args: &[&str]) -> String {
+        let out = self.run_at(store, args);
         assert!(
             out.status.success(),
             "modelfs {args:?} failed: {}\n{}",

@@ -56,38 +56,22 @@ impl ModelFs {
     /// Replies to an open of `ino`: by passthrough to its pinned copy when the kernel allows it
     /// and the inode has no handle served otherwise; else with a handle the daemon reads.
     fn reply_opened(&self, ino: Ino, opened: crate::vfs::Opened, reply: ReplyOpen) {
-        let fh = FileHandle(opened.fh.0);
         let mut inodes = self.inodes.lock().expect("inode table poisoned");
-        if let Some(io) = inodes.get_mut(&ino) {
-            io.opens += 1;
-            match &io.backing {
-                Some(backing) => {
-                    self.pinned.count(PinnedMode::Passthrough);
-                    reply.opened_passthrough(fh, FopenFlags::empty(), backing);
-                }
-                None => {
-                    if opened.pinned.is_some() {
-                        self.pinned.count(PinnedMode::Read);
-                    }
-                    reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE);
-                }
-            }
-            return;
-        }
-        let backing = match &opened.pinned {
-            Some(file) if self.pinned.mode() == PinnedMode::Passthrough => {
-                match reply.open_backing(file.as_ref()) {
-                    Ok(backing) => Some(backing),
-                    Err(e) => {
+        let io = inodes.entry(ino).or_insert_with(|| {
+            let backing = match &opened.pinned {
+                Some(file) if self.pinned.mode() == PinnedMode::Passthrough => {
+                    reply.open_backing(file.as_ref()).inspect_err(|e| {
                         self.pinned.set_mode(PinnedMode::Read);
                         warn!(error = %e, "the kernel refused a passthrough file (it needs CAP_SYS_ADMIN); pinned files are served by reads from their copies");
-                        None
-                    }
+                    }).ok()
                 }
-            }
-            _ => None,
-        };
-        match &backing {
+                _ => None,
+            };
+            InodeIo { backing, opens: 0 }
+        });
+        io.opens += 1;
+        let fh = FileHandle(opened.fh.0);
+        match &io.backing {
             Some(backing) => {
                 self.pinned.count(PinnedMode::Passthrough);
                 reply.opened_passthrough(fh, FopenFlags::empty(), backing);
@@ -100,7 +84,6 @@ impl ModelFs {
                 reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE);
             }
         }
-        inodes.insert(ino, InodeIo { backing, opens: 1 });
     }
 
     fn reply_entry(&self, result: Result<NodeAttr>, reply: ReplyEntry) {
