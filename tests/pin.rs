@@ -278,3 +278,39 @@ fn a_read_only_store_keeps_its_pins_in_the_machine_cache() {
     read_both_ways(&mount.join("a.bin"), &a);
     assert!(pinned_opens(&format!("http://{address}")).0 >= 1.0);
 }
+
+#[test]
+fn a_pin_killed_at_any_point_leaves_the_store_and_earlier_pins_as_they_were() {
+    let (store, a, b) = two_models();
+    store.ok(&["pin", "b"]);
+    let big = random_bytes(9, 96 << 20);
+    store.ok(&["add", "big", store.file("big.bin", &big).to_str().unwrap()]);
+    for delay_ms in [5, 40, 120, 300, 800] {
+        let finished = crate::util::kill_after(
+            &store.store,
+            &["pin", "big"],
+            Duration::from_millis(delay_ms),
+        );
+        // The earlier pin and every model read as before, pinned or not.
+        assert!(pinned(&store, "b", "v1").is_object());
+        let mount = store.mount();
+        assert!(std::fs::read(mount.join("a.bin")).unwrap() == a);
+        assert!(std::fs::read(mount.join("b.bin")).unwrap() == b);
+        assert!(std::fs::read(mount.join("big.bin")).unwrap() == big);
+        drop(mount);
+        if finished {
+            break;
+        }
+        assert!(pinned(&store, "big", "v1").is_null());
+    }
+    // The next pin clears what a killed one left, and finishes.
+    store.ok(&["pin", "big"]);
+    assert_eq!(
+        std::fs::read_dir(store.store.join("pins/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(copies(&store).len(), 2);
+    store.ok(&["verify"]);
+}
