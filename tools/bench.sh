@@ -7,7 +7,7 @@ set -euo pipefail
 scale=${1:-1.0}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
 mnt=$work/mnt; mkdir -p "$mnt"
 cleanup() { "$bin/modelfs" --store "$work/store" umount "$mnt" >/dev/null 2>&1 || true; rm -rf "$work"; }

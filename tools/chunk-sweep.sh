@@ -8,7 +8,7 @@ scale=${1:-1.0}; shift || true
 sizes=${*:-16 32 64 128 256 512 1024}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 $bin/modelfs-corpus base "$work/base.gguf" --scale "$scale" >/dev/null
 changed=$($bin/modelfs-corpus finetune "$work/ft.gguf" --scale "$scale" | sed -E 's/.*, ([0-9]+) changed.*/\1/')

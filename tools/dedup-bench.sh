@@ -8,7 +8,7 @@ scale=${1:-1.0}
 cd "$(dirname "$0")/.."
 tools/setup-deps.sh casync borgbackup
 cargo build --release --quiet
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
 trap 'rm -rf "$work"' EXIT
 "$bin/modelfs-corpus" family "$work/corpus" --scale "$scale" >/dev/null

@@ -32,14 +32,15 @@
 # Each row reports the median of 3 runs; compare ratios within one run, not numbers across runs.
 #
 # Needs root (drop_caches, network namespaces, FUSE). Installs nginx, curl, iproute2 and python3
-# if missing. Uses target/release/{modelfs,modelfs-corpus} as they are (does not build them).
+# if missing. Uses $CARGO_TARGET_DIR (or target)/release/{modelfs,modelfs-corpus} as they are
+# (does not build them).
 # Usage: tools/net-bench.sh [SCALE]   (SCALE 1.0 = a ~1.07 GB fp16 GGUF; 0.1 for a quick run)
 # NET_BENCH_KEEP=1 keeps the work directory (logs, stores) instead of deleting it.
 set -euo pipefail
 shopt -s inherit_errexit
 scale=${1:-1.0}
 cd "$(dirname "$0")/.."
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 mfs=$bin/modelfs
 runs=3
 jobs=4

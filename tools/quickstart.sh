@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup-deps.sh
 cargo build --release --quiet
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 model=${1:-}
 default_mount=/mnt/models; [ "$(id -u)" -eq 0 ] || default_mount=$HOME/models
 mountpoint=${2:-$default_mount}

@@ -40,8 +40,8 @@
 #
 # Needs root (drop_caches, FUSE). Installs s3cmd, curl, python3 and fuse3 from Debian if missing.
 # Garage: $MODELFS_GARAGE, else what tools/garage.sh prints (it builds Garage when there is none),
-# else $HOME/.cache/modelfs-garage/bin/garage. Uses target/release/{modelfs,modelfs-corpus} as
-# they are (does not build them).
+# else $HOME/.cache/modelfs-garage/bin/garage. Uses $CARGO_TARGET_DIR (or target)/release/
+# {modelfs,modelfs-corpus} as they are (does not build them).
 # Usage: tools/s3-bench.sh [SCALE]   (SCALE 1.0 = a ~1.07 GB fp16 GGUF; 0.1 for a quick run)
 # S3_BENCH_KEEP=1 keeps the work directory (logs, stores, Garage's data) instead of deleting it;
 # S3_BENCH_ROWS="3 4" runs only those rows (row 2 needs row 1).
@@ -50,7 +50,7 @@ shopt -s inherit_errexit
 scale=${1:-1.0}
 cd "$(dirname "$0")/.."
 repo=$PWD
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 mfs=$bin/modelfs
 runs=3
 jobs=4

@@ -9,7 +9,7 @@ scale=${1:-1.0}
 cd "$(dirname "$0")/.."
 tools/setup-deps.sh sshfs openssh-server >/dev/null
 cargo build --release --quiet
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
 cleanup() {
   for m in "$work"/mnt-* "$work/sshfs" "$work/ro"; do umount -l "$m" 2>/dev/null || true; done

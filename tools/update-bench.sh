@@ -16,8 +16,8 @@
 #    and with reads from that disk throttled (a blkio cgroup, v1) to each rate in
 #    UPDATE_BENCH_READ_MBPS, for both commands alike: what a pack on a USB stick or disk gives.
 #
-# Needs root (drop_caches, cgroups). Uses target/release/{modelfs,modelfs-corpus} as they are
-# (build them with `cargo build --release`). The work directory is on BENCH_DIR (default
+# Needs root (drop_caches, cgroups). Uses $CARGO_TARGET_DIR (or target)/release/{modelfs,
+# modelfs-corpus} as they are (build them with `cargo build --release`). The work directory is on BENCH_DIR (default
 # /var/tmp), ~5 GB at scale 1.0; it is deleted at the end unless UPDATE_BENCH_KEEP=1.
 # Usage: tools/update-bench.sh [SCALE] [RUNS]   (SCALE 1.0 = a ~1.07 GB fp16 GGUF base; RUNS 3)
 # UPDATE_BENCH_READ_MBPS: read rates in MB/s, space-separated (default "100 400"; empty: none).
@@ -28,7 +28,7 @@ scale=${1:-1.0}
 runs=${2:-3}
 read_mbps=${UPDATE_BENCH_READ_MBPS-100 400}
 cd "$(dirname "$0")/.."
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 mfs=$bin/modelfs
 
 die() { echo "update-bench: $*" >&2; exit 1; }
