@@ -26,6 +26,7 @@ use crate::format::registry::{FileEntry, Layout, Registry, VersionEntry};
 use crate::id::{ChunkId, ManifestId};
 use crate::modelfile::FileLayout;
 use crate::progress::Progress;
+use crate::store::fsutil::read_full_at;
 use crate::store::registry::{
     check_hf_repo, hf_repo_of, next_version_name, valid_file_path, validate_name,
 };
@@ -447,7 +448,7 @@ impl<'s> Ingest<'s> {
             nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL,
         );
         let layout = crate::modelfile::detect_by_prefix(input.size, |prefix| {
-            read_fully(&file, 0, prefix).map_err(|e| bad_input(&input.path, &e))
+            read_full_at(&file, 0, prefix).map_err(|e| bad_input(&input.path, &e))
         })?;
         let claims_a_format = Path::new(&input.name)
             .extension()
@@ -640,7 +641,7 @@ fn read_and_cut(
         let want = block_len.min(len - read_to);
         let mut block = carry;
         block.resize(fresh_from + want, 0);
-        let n = read_fully(file, read_to as u64, &mut block[fresh_from..])?;
+        let n = read_full_at(file, read_to as u64, &mut block[fresh_from..])?;
         if n < want {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -670,21 +671,6 @@ fn read_and_cut(
         }
     }
     Ok(())
-}
-
-/// Reads into `buf` at `offset` until it is full or the file ends; returns the bytes read.
-fn read_fully(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// What identifies an input's content for change detection: size, modification and change times.

@@ -37,6 +37,7 @@ use crate::format::registry::{Layout, Registry, VersionEntry};
 use crate::id::ManifestId;
 use crate::pin::PinnedCopies;
 use crate::read::{OpenFile, Reader};
+use crate::store::fsutil::{open_regular, read_full_at};
 use crate::store::registry::{current_version, mounted_name};
 use views::{Content, GgufFile, OLLAMA_MODELS, Probed, ViewFile};
 
@@ -433,7 +434,7 @@ impl Vfs {
             .expect("pin table poisoned")
             .get(manifest)?
             .clone();
-        let opened = crate::store::fsutil::open_regular(&copy.path).and_then(|file| {
+        let opened = open_regular(&copy.path).and_then(|file| {
             let len = file.metadata()?.len();
             let verified = crate::pin::verity::matches(&file, copy.verity.as_deref())?;
             Ok((file, len, verified))
@@ -545,21 +546,6 @@ impl Vfs {
             .expect("handle table poisoned")
             .remove(&handle);
     }
-}
-
-/// Reads into `dst` at `offset` until it is full or the file ends.
-fn read_full_at(file: &std::fs::File, offset: u64, dst: &mut [u8]) -> std::io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut done = 0;
-    while done < dst.len() {
-        match file.read_at(&mut dst[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 fn kind(node: &Node) -> NodeKind {

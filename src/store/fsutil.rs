@@ -72,6 +72,22 @@ pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
     open_checked(&mut options, path, "locks")
 }
 
+/// Reads into `buf` at `offset` until it is full or the file ends; returns the bytes read (short
+/// only at the end of the file). Interrupted reads are retried.
+pub fn read_full_at(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Reads the regular file at `path`, refusing one larger than `max_len` bytes (what its format
 /// allows) before reading it. `NotFound` passes through.
 pub fn read_capped(path: &Path, max_len: u64) -> std::io::Result<Vec<u8>> {
