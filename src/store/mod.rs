@@ -16,6 +16,7 @@
 //!
 //! The directory layout is drawn in `paths`.
 
+mod append;
 pub mod catalog;
 pub mod chunk;
 mod config_file;

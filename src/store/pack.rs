@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -18,6 +18,7 @@ use crate::format::pack::{
     RecordHeader, TRAILER_LEN, TableEntry, Trailer,
 };
 use crate::id::{PackId, random_bytes};
+use crate::store::append::Appender;
 use crate::store::chunk::{self, Check};
 use crate::store::fsutil::{create_new, fsync_dir, open_regular};
 use crate::store::index::Location;
@@ -39,17 +40,11 @@ pub fn pack_path(dir: &Path, id: &PackId) -> PathBuf {
 pub struct PackWriter {
     id: PackId,
     dir: PathBuf,
-    tmp_path: PathBuf,
-    file: BufWriter<File>,
+    /// The unsealed file, written by a thread of its own.
+    file: Appender,
     len: u64,
-    /// Bytes before this offset have been handed to the kernel for writeback.
-    written_back: u64,
     entries: Vec<TableEntry>,
 }
-
-/// How much a pack writer appends before it starts writeback of it, so that sealing (fsync) does
-/// not stall on a whole pack of dirty pages, and the pages do not linger in the page cache.
-const WRITEBACK_STEP: u64 = 32 << 20;
 
 /// A pack that is durable under its final name.
 #[derive(Debug)]
@@ -67,23 +62,19 @@ impl PackWriter {
     pub fn create(dir: &Path) -> Result<PackWriter> {
         let id = PackId(random_bytes());
         let tmp_path = dir.join(format!("{id}{UNSEALED_SUFFIX}"));
-        let file = create_new(&tmp_path, 0o644)?;
-        let mut file = BufWriter::with_capacity(4 << 20, file);
-        file.write_all(
+        let mut file = Appender::new(create_new(&tmp_path, 0o644)?, &tmp_path)?;
+        file.write(
             &PackHeader {
                 version: PACK_FORMAT_VERSION,
                 pack_id: id,
             }
             .encode(),
-        )
-        .at(&tmp_path)?;
+        )?;
         Ok(PackWriter {
             id,
             dir: dir.to_owned(),
-            tmp_path,
             file,
             len: HEADER_LEN as u64,
-            written_back: 0,
             entries: Vec::new(),
         })
     }
@@ -91,7 +82,7 @@ impl PackWriter {
     /// Hands the records appended so far to the kernel (no fsync): a process killed afterwards
     /// loses none of them, and the next writer salvages them.
     pub fn flush(&mut self) -> Result<()> {
-        self.file.flush().at(&self.tmp_path)
+        self.file.flush()
     }
 
     /// Bytes written so far.
@@ -116,59 +107,52 @@ impl PackWriter {
             header,
             offset: self.len,
         };
-        self.file.write_all(&header.encode()).at(&self.tmp_path)?;
-        self.file.write_all(payload).at(&self.tmp_path)?;
+        self.file.write(&header.encode())?;
+        self.file.write(payload)?;
         self.len += header.record_len();
         self.entries.push(entry);
-        if self.len - self.written_back >= WRITEBACK_STEP {
-            self.start_writeback()?;
-        }
         Ok(Location::of_entry(self.id, &entry))
     }
 
-    /// Starts writeback of everything appended so far and lets the kernel drop those pages once
-    /// written (`POSIX_FADV_DONTNEED` on dirty pages starts their writeback without waiting).
-    fn start_writeback(&mut self) -> Result<()> {
-        self.file.flush().at(&self.tmp_path)?;
-        let _ = nix::fcntl::posix_fadvise(
-            self.file.get_ref(),
-            self.written_back as i64,
-            (self.len - self.written_back) as i64,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
-        self.written_back = self.len;
-        Ok(())
+    /// Writes the table and trailer, fsyncs, and renames the pack to its final name. If any of
+    /// it fails, the pack's file is deleted (nothing points into it yet), so a failed write, a
+    /// full disk above all, leaves no bytes behind and the space for rolling back.
+    pub fn seal(self) -> Result<SealedPack> {
+        let tmp_path = self.file.path().to_owned();
+        let final_path = pack_path(&self.dir, &self.id);
+        let sealed = self.write_tail(&final_path);
+        if sealed.is_err() {
+            let _ = std::fs::remove_file(&tmp_path);
+            let _ = std::fs::remove_file(&final_path);
+        }
+        sealed
     }
 
-    /// Writes the table and trailer, fsyncs, and renames the pack to its final name.
-    pub fn seal(mut self) -> Result<SealedPack> {
+    fn write_tail(mut self, final_path: &Path) -> Result<SealedPack> {
         let table = pack::encode_table(&self.entries);
         let trailer = Trailer {
             table_hash: *blake3::hash(&table).as_bytes(),
             table_offset: self.len,
             entry_count: self.entries.len() as u64,
         };
-        self.file.write_all(&table).at(&self.tmp_path)?;
-        self.file.write_all(&trailer.encode()).at(&self.tmp_path)?;
-        let file = self
-            .file
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
-        file.sync_all().at(&self.tmp_path)?;
-        let final_path = pack_path(&self.dir, &self.id);
-        std::fs::rename(&self.tmp_path, &final_path).at(&final_path)?;
+        self.file.write(&table)?;
+        self.file.write(&trailer.encode())?;
+        let tmp_path = self.file.path().to_owned();
+        let file = self.file.finish()?;
+        file.sync_all().at(&tmp_path)?;
+        std::fs::rename(&tmp_path, final_path).at(final_path)?;
         fsync_dir(&self.dir)?;
         let bytes = self.len + table.len() as u64 + TRAILER_LEN as u64;
         Ok(SealedPack {
             id: self.id,
             bytes,
-            entries: std::mem::take(&mut self.entries),
+            entries: self.entries,
         })
     }
 
     /// Deletes the unsealed pack (after a failed ingest).
     pub fn abandon(self) {
-        let path = self.tmp_path.clone();
+        let path = self.file.path().to_owned();
         drop(self);
         let _ = std::fs::remove_file(path);
     }
