@@ -22,7 +22,6 @@ pub mod verity;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +36,7 @@ use crate::format::registry::{Registry, VersionEntry};
 use crate::id::{ChunkId, ManifestId, StoreId};
 use crate::progress::Progress;
 use crate::read::Reader;
+use crate::store::append::Appender;
 use crate::store::fsutil::{self, create_new, open_lock_file, open_regular, read_capped};
 use crate::store::now_unix;
 use crate::store::paths::machine_cache_dir;
@@ -264,8 +264,7 @@ impl PinArea {
         let open = reader.open_listed(label, &manifest, size)?;
         let tmp = self.dir.join(TMP_DIR).join(manifest.to_hex());
         let written = (|| {
-            let mut out = create_new(&tmp, 0o644)?;
-            copy_verified(&open, &mut out, &tmp, progress)?;
+            let out = copy_verified(&open, create_new(&tmp, 0o644)?, &tmp, progress)?;
             out.set_permissions(std::fs::Permissions::from_mode(0o444))
                 .at(&tmp)?;
             out.sync_all().at(&tmp)?;
@@ -476,13 +475,16 @@ fn on_removable_disk(path: &Path) -> bool {
         .is_some_and(|flag| flag.trim() == "1")
 }
 
-/// Copies `open` into `out` (at `path`): one thread reads and verifies blocks, this one writes.
+/// Copies `open` into the empty `out` (at `path`) and returns it, every byte handed to the
+/// kernel: one thread reads and verifies blocks, this one hands them to an [`Appender`], whose
+/// thread writes them (bypassing the page cache where it can).
 fn copy_verified(
     open: &crate::read::OpenFile,
-    out: &mut File,
+    out: File,
     path: &Path,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<File> {
+    let mut out = Appender::new(out, path)?;
     let size = open.size();
     let (full_tx, full_rx) = sync_channel::<Result<(Vec<u8>, usize)>>(2);
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(3);
@@ -515,13 +517,14 @@ fn copy_verified(
             let (buf, n) = full_rx
                 .recv()
                 .map_err(|_| Error::corrupt(open.label(), "the copy stopped early"))??;
-            out.write_all(&buf[..n]).at(path)?;
+            out.write(&buf[..n])?;
             written += n as u64;
             progress.advance(n as u64);
             let _ = empty_tx.send(buf);
         }
-        Ok(())
-    })
+        Ok::<(), Error>(())
+    })?;
+    out.finish()
 }
 
 /// Checks one copy against its manifest: size, then every chunk's blake3.

@@ -16,7 +16,7 @@
 //!
 //! The directory layout is drawn in `paths`.
 
-mod append;
+pub(crate) mod append;
 pub mod catalog;
 pub mod chunk;
 mod config_file;
