@@ -64,6 +64,12 @@ impl Tools {
     }
 }
 
+/// The median of a few measurements.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn run(command: &mut Command) -> anyhow::Result<String> {
     let out = command
         .output()
@@ -139,36 +145,52 @@ fn main() -> anyhow::Result<()> {
         base.display()
     );
 
-    // Ingest: modelfs add against copying the file and fsyncing it.
+    // Ingest: modelfs add against copying the file and fsyncing it, both from a cold cache, in
+    // turn, three times (each add into a fresh store); medians.
     let store = work.join("store");
-    tools.modelfs(&store, &["init"])?;
-    drop_caches();
-    let started = Instant::now();
-    run(Command::new("sh").arg("-c").arg(format!(
-        "cp {} {}/copy && sync {}/copy",
-        base.display(),
-        work.display(),
-        work.display()
-    )))?;
-    let copy_rate = size as f64 / started.elapsed().as_secs_f64() / 1e6;
-    std::fs::remove_file(work.join("copy"))?;
-    drop_caches();
-    let started = Instant::now();
-    tools.modelfs(&store, &["add", "base", base.to_str().unwrap()])?;
-    let add_rate = size as f64 / started.elapsed().as_secs_f64() / 1e6;
+    let (mut copy_rates, mut add_rates) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        drop_caches();
+        let started = Instant::now();
+        run(Command::new("sh").arg("-c").arg(format!(
+            "cp {} {}/copy && sync {}/copy",
+            base.display(),
+            work.display(),
+            work.display()
+        )))?;
+        copy_rates.push(size as f64 / started.elapsed().as_secs_f64() / 1e6);
+        std::fs::remove_file(work.join("copy"))?;
+        if store.exists() {
+            std::fs::remove_dir_all(&store)?;
+        }
+        tools.modelfs(&store, &["init"])?;
+        drop_caches();
+        let started = Instant::now();
+        tools.modelfs(&store, &["add", "base", base.to_str().unwrap()])?;
+        add_rates.push(size as f64 / started.elapsed().as_secs_f64() / 1e6);
+    }
+    let (copy_rate, add_rate) = (median(copy_rates), median(add_rates));
     let stats: serde_json::Value =
         serde_json::from_str(&tools.modelfs(&store, &["stats", "--json"])?)?;
 
     // The same file in a second store, pinned: its mount serves it from a plain copy by FUSE
     // passthrough. (A second store, because pins follow file contents: a second name in the same
-    // store would pin the first one's file too.) `pin` is timed like `cp` + `sync` above, cold.
+    // store would pin the first one's file too.) `pin` is timed like `cp` + `sync` above, cold,
+    // three times (unpinned in between); median.
     let pinned_store = work.join("store-pinned");
     tools.modelfs(&pinned_store, &["init"])?;
     tools.modelfs(&pinned_store, &["add", "base", base.to_str().unwrap()])?;
-    drop_caches();
-    let started = Instant::now();
-    tools.modelfs(&pinned_store, &["pin", "base"])?;
-    let pin_rate = size as f64 / started.elapsed().as_secs_f64() / 1e6;
+    let mut pin_rates = Vec::new();
+    for rep in 0..3 {
+        if rep > 0 {
+            tools.modelfs(&pinned_store, &["unpin", "base"])?;
+        }
+        drop_caches();
+        let started = Instant::now();
+        tools.modelfs(&pinned_store, &["pin", "base"])?;
+        pin_rates.push(size as f64 / started.elapsed().as_secs_f64() / 1e6);
+    }
+    let pin_rate = median(pin_rates);
 
     let mnt = work.join("mnt");
     std::fs::create_dir(&mnt)?;
