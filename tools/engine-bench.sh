@@ -22,8 +22,8 @@
 # cold) and warm (one untimed load just before). Each target is its own inode with its own page
 # cache: the native files in the work directory; store/ mounted at mnt-mount/; and store-pinned/
 # (the same models again, each pinned with `modelfs pin`) mounted at mnt-pinned/. Runs are
-# interleaved (for every repetition and measurement: native, mount, pinned in turn); each cell is
-# the median of RUNS. Ratios are the mount's or the pinned mount's time over native time (lower
+# interleaved (for every repetition and measurement, each target in turn; the order turns by one
+# each repetition, so no target always runs right after another); each cell is the median of RUNS. Ratios are the mount's or the pinned mount's time over native time (lower
 # is better; 1.00x = as fast as native). On a VM whose host caches the virtual disk, "cold" is
 # close to RAM speed (docs/BENCHMARKS.md): compare ratios within one run, not numbers across runs.
 #
@@ -221,13 +221,15 @@ inodes=$(for t in "${targets[@]}"; do stat -L -c '%d:%i' "${gguf_of[$t]}"; done 
 rows=(llama-mmap-cold llama-mmap-warm llama-no-mmap-cold llama-no-mmap-warm st-cold st-warm)
 for ((rep = 1; rep <= runs; rep++)); do
   say "repetition $rep of $runs"
+  turn=$(((rep - 1) % ${#targets[@]}))
+  order=("${targets[@]:turn}" "${targets[@]:0:turn}")
   for mode in mmap no-mmap; do
     for temp in cold warm; do
-      for t in "${targets[@]}"; do llama_run "$t" "${gguf_of[$t]}" "$mode" "$temp"; done
+      for t in "${order[@]}"; do llama_run "$t" "${gguf_of[$t]}" "$mode" "$temp"; done
     done
   done
   for temp in cold warm; do
-    for t in "${targets[@]}"; do st_run "$t" "${hf_of[$t]}" "$temp"; done
+    for t in "${order[@]}"; do st_run "$t" "${hf_of[$t]}" "$temp"; done
   done
 done
 
