@@ -5,11 +5,12 @@
 //! go from the buffer to the disk, without the kernel's copy into the page cache (the largest
 //! single cost of writing a pack) and without dirty pages for the final fsync to wait on. The
 //! copying that remains overlaps with the caller's next work (hashing and compressing the next
-//! chunks, for a pack writer). The last, partial buffer is written through the page cache, and so
-//! is everything on a file system without `O_DIRECT` (tmpfs before Linux 6.6, many FUSE file
-//! systems), where writeback is started every 32 MiB instead. Every [`Appender::flush`] waits
-//! until the bytes appended before it are the kernel's; [`Appender::finish`] hands the file back
-//! once all of them are.
+//! chunks, for a pack writer). Bytes written by a flush (a copier flushing often, so a kill loses
+//! little) and the last, partial buffer go through the page cache, as does the rest of a buffer
+//! flushed part-way (no byte is written twice), and everything on a file system without
+//! `O_DIRECT` (tmpfs before Linux 6.6, some FUSE file systems), where writeback is started every
+//! 32 MiB instead. Every [`Appender::flush`] waits until the bytes appended before it are the
+//! kernel's; [`Appender::finish`] hands the file back once all of them are.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -28,8 +29,8 @@ const BUFFER: usize = 4 << 20;
 const ALIGN: usize = 4096;
 /// Buffers in use at once: one filling, the others queued or being written.
 const BUFFERS: usize = 3;
-/// Without `O_DIRECT`: how much is written before writeback of it is started, so that the final
-/// fsync does not stall on a whole file of dirty pages, and the pages do not linger in the cache.
+/// Through the page cache: how much is written before writeback of it is started, so that the
+/// final fsync does not stall on a whole file of dirty pages, and the pages do not linger.
 const WRITEBACK_STEP: u64 = 32 << 20;
 
 /// A buffer of up to [`BUFFER`] bytes starting at an [`ALIGN`]-aligned address.
@@ -37,6 +38,9 @@ struct Block {
     storage: Vec<u8>,
     start: usize,
     len: usize,
+    /// How many of its first bytes a flush already wrote (through the page cache); the rest of a
+    /// block that was flushed is written the same way, never twice.
+    flushed: usize,
 }
 
 impl Block {
@@ -47,6 +51,7 @@ impl Block {
             storage,
             start,
             len: 0,
+            flushed: 0,
         }
     }
 
@@ -134,11 +139,12 @@ impl Appender {
     }
 
     /// Returns once every byte appended so far has been handed to the kernel (no fsync). The
-    /// partial block stays here to be filled on, and is written again whole once it is full.
+    /// partial block stays here to be filled on; its bytes written now are not written again.
     pub fn flush(&mut self) -> Result<()> {
         let (done_tx, done_rx) = sync_channel(1);
-        let tail = self.block.bytes().to_vec();
-        self.send(Job::Tail(tail, self.offset, Some(done_tx)))?;
+        let (tail, at) = self.unflushed();
+        self.send(Job::Tail(tail, at, Some(done_tx)))?;
+        self.block.flushed = self.block.len;
         if done_rx.recv().is_err() {
             return Err(self.stopped());
         }
@@ -147,14 +153,23 @@ impl Appender {
 
     /// Writes what is left and returns the file, every byte handed to the kernel.
     pub fn finish(mut self) -> Result<File> {
-        let tail = self.block.bytes().to_vec();
-        self.send(Job::Tail(tail, self.offset, None))?;
+        let (tail, at) = self.unflushed();
+        self.send(Job::Tail(tail, at, None))?;
         self.jobs = None;
         let thread = self.thread.take().expect("joined only here or on drop");
         match thread.join() {
             Ok(written) => written.at(&self.path),
             Err(_) => Err(Error::io(&self.path, panicked())),
         }
+    }
+
+    /// The bytes of the block no flush wrote yet, and where they go.
+    fn unflushed(&self) -> (Vec<u8>, u64) {
+        let from = self.block.flushed;
+        (
+            self.block.bytes()[from..].to_vec(),
+            self.offset + from as u64,
+        )
     }
 
     /// Hands the full block to the writing thread and takes an empty one.
@@ -173,7 +188,7 @@ impl Appender {
         let full = std::mem::replace(&mut self.block, next);
         let offset = self.offset;
         self.offset += BUFFER as u64;
-        self.block.len = 0;
+        (self.block.len, self.block.flushed) = (0, 0);
         self.send(Job::Block(full, offset))
     }
 
@@ -216,51 +231,85 @@ fn write_jobs(
     spare: SyncSender<Block>,
     try_direct: bool,
 ) -> std::io::Result<File> {
-    let mut direct = try_direct && set_direct(&file, true).is_ok();
-    let mut written_back = 0u64;
+    let direct = try_direct && set_direct(&file, true).is_ok();
+    let mut writer = Writer {
+        file,
+        direct,
+        written_back: 0,
+    };
     for job in jobs {
         match job {
             Job::Block(block, offset) => {
-                let bytes = block.bytes();
-                match file.write_all_at(bytes, offset) {
-                    // This file system takes no O_DIRECT writes after all (or a short write left
-                    // the rest unaligned): write through the page cache from here on.
-                    Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                        direct = false;
-                        set_direct(&file, false)?;
-                        file.write_all_at(bytes, offset)?;
-                    }
-                    written => written?,
-                }
-                let end = offset + bytes.len() as u64;
-                if !direct && end - written_back >= WRITEBACK_STEP {
-                    // POSIX_FADV_DONTNEED on dirty pages starts their writeback without waiting,
-                    // and lets the kernel drop them once written.
-                    let _ = nix::fcntl::posix_fadvise(
-                        &file,
-                        written_back as i64,
-                        (end - written_back) as i64,
-                        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-                    );
-                    written_back = end;
+                let from = block.flushed;
+                let (bytes, at) = (&block.bytes()[from..], offset + from as u64);
+                if from == 0 {
+                    writer.write(bytes, at)?;
+                } else {
+                    writer.write_cached(bytes, at)?;
                 }
                 let _ = spare.try_send(block);
             }
-            Job::Tail(bytes, offset, done) => {
-                if direct {
-                    set_direct(&file, false)?;
-                }
-                file.write_all_at(&bytes, offset)?;
-                if direct {
-                    set_direct(&file, true)?;
-                }
+            Job::Tail(bytes, at, done) => {
+                writer.write_cached(&bytes, at)?;
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
             }
         }
     }
-    Ok(file)
+    Ok(writer.file)
+}
+
+/// The writing thread's file and how it writes.
+struct Writer {
+    file: File,
+    /// Whether `O_DIRECT` is on.
+    direct: bool,
+    /// Bytes before this offset written through the page cache have had writeback started.
+    written_back: u64,
+}
+
+impl Writer {
+    /// Writes an aligned block, with `O_DIRECT` if it is on.
+    fn write(&mut self, bytes: &[u8], at: u64) -> std::io::Result<()> {
+        if !self.direct {
+            return self.write_cached(bytes, at);
+        }
+        match self.file.write_all_at(bytes, at) {
+            // This file system takes no O_DIRECT writes after all (or a short write left the
+            // rest unaligned): write through the page cache from here on.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                set_direct(&self.file, false)?;
+                self.direct = false;
+                self.write_cached(bytes, at)
+            }
+            written => written,
+        }
+    }
+
+    /// Writes through the page cache, and starts writeback every [`WRITEBACK_STEP`] bytes.
+    fn write_cached(&mut self, bytes: &[u8], at: u64) -> std::io::Result<()> {
+        if self.direct {
+            set_direct(&self.file, false)?;
+        }
+        self.file.write_all_at(bytes, at)?;
+        if self.direct {
+            set_direct(&self.file, true)?;
+        }
+        let end = at + bytes.len() as u64;
+        if end.saturating_sub(self.written_back) >= WRITEBACK_STEP {
+            // POSIX_FADV_DONTNEED on dirty pages starts their writeback without waiting, and
+            // lets the kernel drop them once written.
+            let _ = nix::fcntl::posix_fadvise(
+                &self.file,
+                self.written_back as i64,
+                (end - self.written_back) as i64,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
+            self.written_back = end;
+        }
+        Ok(())
+    }
 }
 
 /// Turns `O_DIRECT` on or off for `file`.
