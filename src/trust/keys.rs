@@ -217,15 +217,30 @@ impl Signer for FileSigner {
 
 /// Checks the four-line minisign `signature` of `data` against `key`.
 pub fn verify(key: &PublicKey, data: &[u8], signature: &str) -> std::result::Result<(), String> {
-    let signature = minisign::SignatureBox::from_string(signature).map_err(|e| e.to_string())?;
+    let signature = signature_box(signature)?;
     minisign::verify(key, &signature, Cursor::new(data), true, false, false)
         .map_err(|e| e.to_string())
 }
 
 /// The key id a minisign signature text names, if it parses.
 pub fn signature_key_id(signature: &str) -> Option<KeyId> {
-    let signature = minisign::SignatureBox::from_string(signature).ok()?;
-    KeyId::from_slice(signature.keynum())
+    KeyId::from_slice(signature_box(signature).ok()?.keynum())
+}
+
+/// Base64 of a 64-byte Ed25519 signature: 86 characters and two `=` of padding.
+const GLOBAL_SIGNATURE_BASE64_LEN: usize = 88;
+
+/// Parses a minisign signature text. minisign does not check the length of the global signature
+/// (the fourth line, over the signature and the trusted comment) and panics verifying one shorter
+/// than 64 bytes, so a signature from an update pack or a peer is refused here first unless that
+/// line is exactly the base64 of 64 bytes.
+fn signature_box(signature: &str) -> std::result::Result<minisign::SignatureBox, String> {
+    let parsed = minisign::SignatureBox::from_string(signature).map_err(|e| e.to_string())?;
+    let global = signature.lines().nth(3).map_or("", str::trim);
+    if global.len() != GLOBAL_SIGNATURE_BASE64_LEN || !global.ends_with("==") {
+        return Err("the global signature (fourth line) is not 64 bytes".into());
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -245,6 +260,17 @@ mod tests {
         let (_, key) = public_key(&public.base64).unwrap();
         verify(&key, b"statement", &signature).unwrap();
         assert!(verify(&key, b"statemenT", &signature).is_err());
+        // A global signature of the wrong length is refused, not verified: minisign panicked on
+        // one of 22 bytes (found by the `release` fuzz target).
+        let lines: Vec<&str> = signature.lines().collect();
+        for global in ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", &lines[3][..84], ""] {
+            let short = format!("{}\n{}\n{}\n{global}\n", lines[0], lines[1], lines[2]);
+            let refused = verify(&key, b"statement", &short).unwrap_err();
+            assert!(
+                refused.contains("global signature") || refused.contains("Missing"),
+                "{refused}"
+            );
+        }
         assert!(generate(dir.path(), "release", &Passphrase::None).is_err());
         std::fs::write(dir.path().join("junk.pub"), "hello\nworld\n").unwrap();
         assert!(read_public_key(&dir.path().join("junk.pub")).is_err());
