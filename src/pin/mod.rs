@@ -25,7 +25,6 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::sync_channel;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -476,8 +475,8 @@ fn on_removable_disk(path: &Path) -> bool {
 }
 
 /// Copies `open` into the empty `out` (at `path`) and returns it, every byte handed to the
-/// kernel: one thread reads and verifies blocks, this one hands them to an [`Appender`], whose
-/// thread writes them (bypassing the page cache where it can).
+/// kernel: this thread reads and verifies blocks (decoding on all cores), the [`Appender`]'s
+/// thread writes them meanwhile (bypassing the page cache where it can).
 fn copy_verified(
     open: &crate::read::OpenFile,
     out: File,
@@ -486,44 +485,18 @@ fn copy_verified(
 ) -> Result<File> {
     let mut out = Appender::new(out, path)?;
     let size = open.size();
-    let (full_tx, full_rx) = sync_channel::<Result<(Vec<u8>, usize)>>(2);
-    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(3);
-    for _ in 0..3 {
-        empty_tx
-            .send(vec![0u8; COPY_BLOCK])
-            .expect("the channel has room");
-    }
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut offset = 0u64;
-            while offset < size {
-                let Ok(mut buf) = empty_rx.recv() else { return };
-                let want = COPY_BLOCK.min((size - offset) as usize);
-                let read = open
-                    .read_at(offset, &mut buf[..want])
-                    .and_then(|n| match n {
-                        0 => Err(Error::corrupt(open.label(), "ended before its size")),
-                        n => Ok(n),
-                    });
-                let failed = read.is_err();
-                if full_tx.send(read.map(|n| (buf, n))).is_err() || failed {
-                    return;
-                }
-                offset += want as u64;
-            }
-        });
-        let mut written = 0u64;
-        while written < size {
-            let (buf, n) = full_rx
-                .recv()
-                .map_err(|_| Error::corrupt(open.label(), "the copy stopped early"))??;
-            out.write(&buf[..n])?;
-            written += n as u64;
-            progress.advance(n as u64);
-            let _ = empty_tx.send(buf);
+    let mut buf = vec![0u8; COPY_BLOCK];
+    let mut offset = 0u64;
+    while offset < size {
+        let want = COPY_BLOCK.min((size - offset) as usize);
+        let n = open.read_at(offset, &mut buf[..want])?;
+        if n == 0 {
+            return Err(Error::corrupt(open.label(), "ended before its size"));
         }
-        Ok::<(), Error>(())
-    })?;
+        out.write(&buf[..n])?;
+        offset += n as u64;
+        progress.advance(n as u64);
+    }
     out.finish()
 }
 
